@@ -1,0 +1,1 @@
+"""omnid.venues.binance"""
