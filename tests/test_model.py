@@ -1,0 +1,122 @@
+"""Domain model: the order state machine, rounding to tick/lot, exact decimal formatting."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from omnid.errors import IllegalTransition
+from omnid.model import (
+    ORDER_TRANSITIONS,
+    Bar,
+    Instrument,
+    Order,
+    OrderStatus,
+    Side,
+    Trade,
+)
+
+S = OrderStatus
+
+
+def order(qty: float = 10.0) -> Order:
+    return Order(client_order_id="c1", instrument_id="X.SIM", strategy_id="s", side=Side.BUY, qty=qty)
+
+
+def test_happy_path_new_to_filled() -> None:
+    o = order()
+    o.transition(S.SUBMITTED, 1)
+    o.transition(S.ACCEPTED, 2)
+    o.apply_fill(4.0, 100.0, 3)
+    assert o.status is S.PARTIALLY_FILLED and o.leaves_qty == 6.0
+    o.apply_fill(6.0, 101.0, 4)
+    assert o.status is S.FILLED
+    assert o.avg_fill_price == pytest.approx(100.6)
+    assert not o.is_open and o.ts_last == 4
+
+
+@pytest.mark.parametrize("src,dst", [
+    (a, b) for a, b in itertools.product(list(S), list(S)) if b not in ORDER_TRANSITIONS[a]
+])
+def test_every_illegal_transition_raises(src: OrderStatus, dst: OrderStatus) -> None:
+    o = order()
+    o.status = src
+    with pytest.raises(IllegalTransition) as info:
+        o.transition(dst, 1)
+    assert info.value.context["current"] == src.value
+    assert info.value.context["requested"] == dst.value
+    assert o.status is src  # unchanged
+
+
+def test_terminal_states_go_nowhere() -> None:
+    for st_ in (S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED):
+        assert ORDER_TRANSITIONS[st_] == frozenset()
+        assert st_.is_terminal
+
+
+def test_overfill_and_bad_fill_raise() -> None:
+    o = order(5)
+    o.transition(S.SUBMITTED, 1)
+    with pytest.raises(IllegalTransition, match="overfills"):
+        o.apply_fill(6, 100.0, 2)
+    with pytest.raises(IllegalTransition, match="not a valid fill"):
+        o.apply_fill(1, float("nan"), 2)
+    with pytest.raises(IllegalTransition):
+        o.apply_fill(0, 100.0, 2)
+    assert o.status is S.SUBMITTED and o.filled_qty == 0
+
+
+def test_rejection_keeps_the_reason() -> None:
+    o = order()
+    o.transition(S.SUBMITTED, 1)
+    o.transition(S.REJECTED, 2, reason="-2010 insufficient balance")
+    assert o.reject_reason == "-2010 insufficient balance"
+
+
+def test_rounding_to_tick_by_side() -> None:
+    inst = Instrument(symbol="RELIANCE", venue="NSE", tick_size=0.05, lot_size=1)
+    assert inst.round_price(2501.23, Side.BUY) == 2501.20
+    assert inst.round_price(2501.23, Side.SELL) == 2501.25
+    assert inst.round_price(2501.23) == 2501.25
+    assert inst.round_price(2501.20, Side.SELL) == 2501.20  # already on a tick stays put
+    assert inst.format_price(2501.2) == "2501.20"
+
+
+def test_rounding_qty_down_to_lot() -> None:
+    btc = Instrument(symbol="BTCUSDT", venue="BINANCE", tick_size=0.01, lot_size=0.00001)
+    assert btc.round_qty(0.123456789) == 0.12345
+    assert btc.format_qty(0.12345) == "0.12345"
+    assert btc.round_qty(0.000009) == 0.0
+    assert btc.round_qty(-0.5) == -0.5
+    spy = Instrument(symbol="SPY", venue="ALPACA", lot_size=1)
+    assert spy.format_qty(3.0) == "3"
+
+
+@given(st.floats(min_value=0.01, max_value=1e6, allow_nan=False), st.sampled_from([0.01, 0.05, 0.5, 0.0001]))
+def test_rounded_price_is_on_the_tick_and_never_worse(price: float, tick: float) -> None:
+    inst = Instrument(symbol="X", venue="SIM", tick_size=tick)
+    buy = inst.round_price(price, Side.BUY)
+    sell = inst.round_price(price, Side.SELL)
+    assert buy <= price + 1e-9 * price and sell >= price - 1e-9 * price
+    for p in (buy, sell):
+        # the float is the shortest repr of a tick multiple, and formats as an exact multiple
+        assert Decimal(repr(p)) % Decimal(repr(tick)) == 0
+        assert Decimal(inst.format_price(p)) % Decimal(repr(tick)) == 0
+
+
+def test_structs_round_trip_through_json_and_msgpack() -> None:
+    t = Trade("BTCUSDT.BINANCE", 43000.5, 0.01, Side.BUY, 1, 2, "t1")
+    b = Bar("SPY.SIM", 60_000_000_000, 0, 1.0, 2.0, 0.5, 1.5, 100.0, 60_000_000_000, 60_000_000_001)
+    for obj in (t, b):
+        assert msgspec.json.decode(msgspec.json.encode(obj), type=type(obj)) == obj
+        assert msgspec.msgpack.decode(msgspec.msgpack.encode(obj), type=type(obj)) == obj
+
+
+def test_instrument_id_and_sides() -> None:
+    assert Instrument(symbol="AAPL", venue="ALPACA").id == "AAPL.ALPACA"
+    assert Side.BUY.sign == 1 and Side.SELL.sign == -1 and Side.NONE.sign == 0
+    assert Side.BUY.opposite is Side.SELL
