@@ -26,6 +26,7 @@ from omnid.calendar import CRYPTO_24_7, NSE_EQUITY, US_EQUITY, TradingCalendar
 from omnid.configbase import Section
 from omnid.errors import ConfigError
 from omnid.model import AssetClass, Instrument
+from omnid.risk.config import RiskConfig
 
 ENV_PREFIX = "OMNID__"
 
@@ -71,6 +72,7 @@ class OmnidConfig(Section):
     omnid: GeneralConfig = msgspec.field(default_factory=GeneralConfig)
     calendars: dict[str, TradingCalendar] = msgspec.field(default_factory=dict)
     instruments: list[InstrumentConfig] = msgspec.field(default_factory=list)
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     # Set by the loader, never read from the file: where the file was, to resolve relative paths.
     config_path: str = ""
 
