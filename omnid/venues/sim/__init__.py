@@ -1,0 +1,1 @@
+"""The simulated live market: the embedded default feed that needs no network."""
