@@ -26,7 +26,9 @@ from omnid.calendar import CRYPTO_24_7, NSE_EQUITY, US_EQUITY, TradingCalendar
 from omnid.configbase import Section
 from omnid.errors import ConfigError
 from omnid.model import AssetClass, Instrument
+from omnid.ops.config import AdminConfig, AlertsConfig, HttpConfig, LoggingConfig
 from omnid.risk.config import RiskConfig
+from omnid.venues.sim.config import SimMarketConfig
 
 ENV_PREFIX = "OMNID__"
 
@@ -73,6 +75,11 @@ class OmnidConfig(Section):
     calendars: dict[str, TradingCalendar] = msgspec.field(default_factory=dict)
     instruments: list[InstrumentConfig] = msgspec.field(default_factory=list)
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
+    admin: AdminConfig = msgspec.field(default_factory=AdminConfig)
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
+    sim_market: SimMarketConfig = msgspec.field(default_factory=SimMarketConfig)
     # Set by the loader, never read from the file: where the file was, to resolve relative paths.
     config_path: str = ""
 
