@@ -28,6 +28,7 @@ from omnid.errors import ConfigError
 from omnid.model import AssetClass, Instrument
 from omnid.ops.config import AdminConfig, AlertsConfig, HttpConfig, LoggingConfig
 from omnid.risk.config import RiskConfig
+from omnid.strategies.config import StrategyConfig
 from omnid.venues.sim.config import SimMarketConfig
 
 ENV_PREFIX = "OMNID__"
@@ -80,6 +81,7 @@ class OmnidConfig(Section):
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     sim_market: SimMarketConfig = msgspec.field(default_factory=SimMarketConfig)
+    strategies: list[StrategyConfig] = msgspec.field(default_factory=list)
     # Set by the loader, never read from the file: where the file was, to resolve relative paths.
     config_path: str = ""
 

@@ -1,0 +1,198 @@
+"""``momentum``: intraday long-only momentum on session VWAP, RSI and order-book imbalance.
+
+Enter long when price > session VWAP and RSI > ``rsi_entry`` (50) and book imbalance >
+``imbalance_min`` (0), inside the session and before its square-off time. Exit when price < VWAP or
+RSI < ``rsi_exit`` (45). Flat by the square-off time: a one-shot clock timer at each session's
+square-off closes what is open even if no tick arrives, and no entry is taken after it.
+
+The square-off time is ``square_off`` (local ``HH:MM`` in the instrument's calendar time zone) or,
+when empty, ``square_off_before_close`` minutes before the session close. A 24/7 calendar (crypto)
+has no square-off unless ``square_off`` is set; its session is the UTC day.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from omnid.calendar import NS_PER_SECOND, parse_hhmm
+from omnid.clock import TimeEvent
+from omnid.errors import ConfigError
+from omnid.model import Instrument, Side, Trade
+from omnid.strategies.base import Indicator, Intents, Strategy, StrategyParams
+from omnid.strategies.registry import register
+
+
+class MomentumParams(StrategyParams, frozen=True):
+    #: RSI period.
+    rsi_period: int = 14
+    #: Enter only when RSI is above this.
+    rsi_entry: float = 50.0
+    #: Exit when RSI falls below this.
+    rsi_exit: float = 45.0
+    #: Enter only when order-book imbalance (bid-ask size balance, -1..1) is above this.
+    imbalance_min: float = 0.0
+    #: Fixed order size; 0 = the risk gate's sizing rule.
+    qty: float = 0.0
+    #: Local HH:MM square-off time in the instrument's calendar zone; "" = derive from the close.
+    square_off: str = ""
+    #: Minutes before the session close to square off when ``square_off`` is empty.
+    square_off_before_close: float = 10.0
+    #: Stop-loss distance as a fraction of the entry price (0 = none); also feeds risk-per-trade sizing.
+    stop_loss_pct: float = 0.0
+    #: Take-profit distance as a fraction of the entry price (0 = none).
+    take_profit_pct: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.rsi_period < 2:
+            raise ValueError(f"rsi_period must be >= 2, got {self.rsi_period}")
+        if not 0.0 <= self.rsi_exit <= self.rsi_entry <= 100.0:
+            raise ValueError(f"need 0 <= rsi_exit ({self.rsi_exit}) <= rsi_entry ({self.rsi_entry}) <= 100")
+        if self.qty < 0 or self.stop_loss_pct < 0 or self.take_profit_pct < 0:
+            raise ValueError("qty, stop_loss_pct and take_profit_pct must be >= 0")
+        if self.stop_loss_pct >= 1:
+            raise ValueError(f"stop_loss_pct is a fraction (0.01 = 1 %), got {self.stop_loss_pct}")
+        if self.square_off_before_close < 0:
+            raise ValueError("square_off_before_close must be >= 0")
+        if self.square_off:
+            try:
+                parse_hhmm(self.square_off, key="square_off")
+            except ConfigError:
+                raise ValueError(f"square_off must be HH:MM, got {self.square_off!r}") from None
+
+
+class _Inst:
+    """Per-instrument features and the cached entry window of its current session."""
+
+    __slots__ = ("imbalance", "instrument", "lo", "rsi", "sq", "valid_until", "vwap")
+
+    def __init__(self, instrument: Instrument, vwap: Indicator, rsi: Indicator, imbalance: Indicator) -> None:
+        self.instrument = instrument
+        self.vwap = vwap
+        self.rsi = rsi
+        self.imbalance = imbalance
+        self.lo = 0  # session open
+        self.sq = 0  # square-off time: no entries at or after it, flat by it
+        self.valid_until = -1  # recompute the window when a tick reaches this
+
+
+@register
+class Momentum(Strategy):
+    kind = "momentum"
+    params_type = MomentumParams
+
+    params: MomentumParams
+
+    def on_start(self) -> Intents:
+        p = self.params
+        self._insts: dict[str, _Inst] = {}
+        for iid in self.instruments:
+            inst = self.ctx.instruments[iid]
+            self._insts[iid] = _Inst(
+                inst,
+                self.feature(iid, "vwap"),
+                self.feature(iid, "rsi", period=p.rsi_period),
+                self.feature(iid, "imbalance"),
+            )
+        self._rsi_key = f"rsi_{p.rsi_period}"
+        now = self.clock.now_ns()
+        if now > 0:
+            for iid, st in self._insts.items():
+                self._window(iid, st, now)
+        return None
+
+    def _window(self, iid: str, st: _Inst, ts: int) -> None:
+        """Compute the session's entry window and arm the square-off timer (once per session)."""
+        cal = st.instrument.calendar
+        start = cal.session_start(ts)
+        bounds = cal.session_bounds(start)
+        opened, closes = bounds if bounds is not None else (start, start)
+        p = self.params
+        if p.square_off:
+            sq = cal.local_time_on(start, p.square_off)
+        elif cal.always_open:
+            sq = closes + 1  # 24/7 with no square-off set: the whole UTC day
+        else:
+            sq = closes - int(p.square_off_before_close * 60 * NS_PER_SECOND)
+        st.lo = opened
+        st.sq = min(sq, closes) if not cal.always_open or p.square_off else sq
+        st.valid_until = cal.next_session_start(ts)
+        if ts < st.sq <= closes:
+            self.at(f"square_off:{iid}", st.sq)
+
+    def on_trade(self, trade: Trade) -> Intents:
+        return self.on_price(trade.instrument_id, trade.price, trade.ts_event)
+
+    def on_price(self, instrument_id: str, price: float, ts: int) -> Intents:
+        st = self._insts[instrument_id]
+        if ts >= st.valid_until:
+            self._window(instrument_id, st, ts)
+        vwap = st.vwap.value
+        rsi = st.rsi.value
+        pos = self.position_qty(instrument_id)
+        if pos > 0:
+            if ts >= st.sq:
+                return self._close(instrument_id, "square-off time reached", price, vwap, rsi, ts)
+            if price < vwap:
+                return self._close(instrument_id, f"price {price:.6g} fell below VWAP {vwap:.6g}",
+                                   price, vwap, rsi, ts)
+            if rsi < self.params.rsi_exit:
+                return self._close(instrument_id, f"RSI {rsi:.4g} fell below {self.params.rsi_exit:g}",
+                                   price, vwap, rsi, ts)
+            return None
+        if pos < 0:  # long-only: a short here is not this strategy's; the square-off timer flattens it
+            return None
+        if not (price > vwap and rsi > self.params.rsi_entry):  # NaN while warming up fails too
+            return None
+        imb = st.imbalance.value
+        if not imb > self.params.imbalance_min:
+            return None
+        if not st.lo <= ts < st.sq or not self.may_enter(instrument_id):
+            return None
+        p = self.params
+        return [
+            self.intent(
+                instrument_id,
+                Side.BUY,
+                f"price {price:.6g} above session VWAP {vwap:.6g}, RSI {rsi:.4g} > {p.rsi_entry:g}, "
+                f"book imbalance {imb:.3g} > {p.imbalance_min:g}: enter long",
+                {"price": price, "vwap": vwap, self._rsi_key: rsi, "imbalance": imb},
+                qty=p.qty,
+                stop_loss=price * (1.0 - p.stop_loss_pct) if p.stop_loss_pct else None,
+                take_profit=price * (1.0 + p.take_profit_pct) if p.take_profit_pct else None,
+            )
+        ]
+
+    def _close(self, iid: str, why: str, price: float, vwap: float, rsi: float, ts: int) -> Intents:
+        sq = float(self._insts[iid].sq)
+        numbers = {"price": price, "vwap": vwap, self._rsi_key: rsi, "square_off_ns": sq}
+        intent = self.close(iid, f"{why}: exit long", numbers)
+        return [intent] if intent is not None else None
+
+    def on_timer(self, event: TimeEvent) -> Intents:
+        _, _, tail = event.name.partition("square_off:")
+        st = self._insts.get(tail)
+        if st is None:
+            return None
+        intent = self.close(
+            tail,
+            "square-off time reached: flatten intraday position",
+            {"square_off_ns": float(st.sq), "vwap": st.vwap.value, self._rsi_key: st.rsi.value},
+        )
+        return [intent] if intent is not None else None
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for iid, st in getattr(self, "_insts", {}).items():
+            out[iid] = {
+                "vwap": _num(st.vwap.value),
+                "rsi": _num(st.rsi.value),
+                "imbalance": _num(st.imbalance.value),
+                "square_off_ns": st.sq,
+            }
+        return out
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
