@@ -1,0 +1,497 @@
+"""Positions, cash and P&L: the ledger every fill lands in.
+
+Two layers, because fills are rare and marks are not:
+
+- The **ledger** is exact. At each fill the quantity, price, multiplier and commission are read as
+  the shortest decimals that round-trip their floats (``0.1`` is ``0.1``) and booked with
+  :class:`~decimal.Decimal` arithmetic in a context that *traps* inexact results, so cash, open
+  cost and realised P&L can never drift: ``cash == initial + realised - commissions - open cost``
+  holds exactly after every fill, and a position that returns to flat has realised exactly the sum
+  of its cash flows. The one deliberate rounding is the share of open cost a partial close removes
+  (average-cost accounting divides); it is rounded to 1e-12 of the currency and the identity above
+  still holds because realised P&L is booked as the difference.
+- The **marks** are floats. :meth:`Portfolio.mark` is the hot path (every tick): a dict lookup, a
+  multiply-add on a running market value and a peak check. Fills recompute the running value from
+  scratch, so float error never accumulates across fills.
+
+Accounting is cash-based, the same for every instrument: a buy pays ``qty * price * multiplier``
+and a short sale receives it; equity is cash plus the marked value of every position. Realised
+P&L is gross (price only); commissions are kept apart, so
+``equity - initial_cash == realised + unrealised - commissions`` (plus deposits via
+:meth:`Portfolio.deposit`). Everything is in one account currency; commissions are assumed to be
+charged in it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    FloatOperation,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
+
+import msgspec
+
+from omnid.clock import Clock, next_local_time
+from omnid.errors import DataError, RejectedError
+from omnid.model import AccountState, Fill, Instrument, Position, Side
+
+#: Exact arithmetic: any operation that would round raises ``Inexact`` instead.
+_EXACT = Context(
+    prec=120, rounding=ROUND_HALF_EVEN, traps=[Inexact, InvalidOperation, Overflow, FloatOperation]
+)
+#: The one rounding context, for the cost share a partial close removes.
+_ROUND = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, Overflow, FloatOperation])
+#: Resolution of the removed cost share (far below any currency's minor unit).
+COST_QUANTUM = Decimal("1E-12")
+_ZERO = Decimal(0)
+_MIDNIGHT = dt.time(0)
+
+
+def to_decimal(x: float) -> Decimal:
+    """The shortest decimal that round-trips ``x``: what a venue meant when it sent ``0.1``."""
+    return Decimal(repr(float(x)))
+
+
+class LedgerPosition(msgspec.Struct, kw_only=True):
+    """One position's exact state, decimals as strings (for the journal and restarts)."""
+
+    instrument_id: str
+    qty: str
+    cost: str
+    realised: str
+    commissions: str
+    multiplier: str = "1"
+    last_price: float = 0.0
+    ts_opened: int = 0
+    ts_last: int = 0
+
+
+class LedgerSnapshot(msgspec.Struct, kw_only=True):
+    """The whole ledger, exactly: what :meth:`Portfolio.restore` needs to carry on after a restart."""
+
+    account_id: str
+    currency: str
+    initial_cash: str
+    cash: str
+    realised: str
+    commissions: str
+    peak_equity: float
+    day_start_equity: float
+    positions: list[LedgerPosition] = msgspec.field(default_factory=list)
+    ts_event: int = 0
+
+
+class _Book:
+    """One instrument's exact ledger plus its float view (the public :class:`Position`)."""
+
+    __slots__ = ("commissions", "cost", "last", "mult", "mult_f", "pos", "q", "qm", "realised")
+
+    def __init__(self, instrument_id: str, mult: Decimal) -> None:
+        self.q = _ZERO  # signed exact quantity
+        self.cost = _ZERO  # signed exact open cost (qty * avg * multiplier)
+        self.realised = _ZERO
+        self.commissions = _ZERO
+        self.mult = mult
+        self.mult_f = float(mult)
+        self.qm = 0.0  # float qty * multiplier, for marks
+        self.last = 0.0
+        self.pos = Position(instrument_id=instrument_id)
+
+    def refresh(self) -> None:
+        """Bring the float view in line with the exact ledger (after a fill or a restore)."""
+        qf = float(self.q)
+        self.qm = qf * self.mult_f
+        pos = self.pos
+        pos.qty = qf
+        pos.avg_price = float(_ROUND.divide(self.cost, _ROUND.multiply(self.q, self.mult))) if qf else 0.0
+        pos.realised_pnl = float(self.realised)
+        pos.commissions = float(self.commissions)
+        pos.last_price = self.last
+
+
+class Portfolio:
+    """Implements :class:`omnid.ports.PortfolioView`; the order manager feeds it fills, the engine
+    marks it on every price.
+
+    ``timezone`` sets the daily boundary for :meth:`daily_pnl` (local midnight there);
+    ``minor_unit`` is the number of decimals of the currency's smallest unit (2 for USD and INR,
+    0 for JPY), used by :meth:`to_minor_units`. Instruments give multipliers; an instrument the
+    portfolio was not told about has multiplier 1.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        initial_cash: float = 0.0,
+        currency: str = "USD",
+        account_id: str = "default",
+        timezone: str = "UTC",
+        minor_unit: int = 2,
+        instruments: Iterable[Instrument] = (),
+    ) -> None:
+        if not math.isfinite(initial_cash):
+            raise DataError(f"initial cash must be a finite number, got {initial_cash!r}")
+        self._clock = clock
+        self.currency = currency
+        self.account_id = account_id
+        self.timezone = timezone
+        self.minor_unit = minor_unit
+        self._quantum = Decimal(1).scaleb(-minor_unit)
+        self._mults: dict[str, Decimal] = {}
+        for inst in instruments:
+            self.register(inst)
+        self._books: dict[str, _Book] = {}
+        self._initial = to_decimal(initial_cash)
+        self._cash = self._initial
+        self._realised = _ZERO
+        self._commissions = _ZERO
+        self._cash_f = float(self._cash)
+        self._mv = 0.0
+        self._open = 0
+        self._peak = self._cash_f
+        self._day_start = self._cash_f
+        self._day_end = next_local_time(clock.now_ns(), _MIDNIGHT, timezone)
+
+    # ---------------------------------------------------------------------------------------------
+    # Feeding it
+
+    def register(self, instrument: Instrument) -> None:
+        """Tell the portfolio an instrument's multiplier (before its first fill)."""
+        if not (math.isfinite(instrument.multiplier) and instrument.multiplier > 0):
+            raise DataError(
+                f"instrument {instrument.id}: multiplier must be > 0, got {instrument.multiplier!r}",
+                instrument_id=instrument.id,
+            )
+        self._mults[instrument.id] = to_decimal(instrument.multiplier)
+
+    def _book(self, instrument_id: str) -> _Book:
+        book = self._books.get(instrument_id)
+        if book is None:
+            mult = self._mults.get(instrument_id, Decimal(1))
+            book = self._books[instrument_id] = _Book(instrument_id, mult)
+        return book
+
+    def apply_fill(self, fill: Fill) -> None:
+        """Book one execution: cash, commission, position, average cost and realised P&L, exactly.
+
+        Raises :class:`RejectedError` (and changes nothing) for a fill that is not a fill: a
+        quantity that is not positive, a side that is neither buy nor sell, a price or commission
+        that is not finite.
+        """
+        sign = fill.side.sign
+        if sign == 0 or not (fill.qty > 0 and math.isfinite(fill.qty)) or not math.isfinite(fill.price):
+            raise RejectedError(
+                f"fill {fill.fill_id} for {fill.instrument_id}: {fill.side.value} {fill.qty} @ {fill.price} "
+                "is not a valid fill",
+                fill_id=fill.fill_id,
+                instrument_id=fill.instrument_id,
+            )
+        if not math.isfinite(fill.commission):
+            raise RejectedError(
+                f"fill {fill.fill_id}: commission {fill.commission!r} is not finite", fill_id=fill.fill_id
+            )
+        self._roll_day(self._clock.now_ns())
+        book = self._book(fill.instrument_id)
+        ex = _EXACT
+        q = to_decimal(fill.qty)
+        if sign < 0:
+            q = ex.minus(q)
+        px = to_decimal(fill.price)
+        fee = to_decimal(fill.commission)
+        notional = ex.multiply(ex.multiply(q, px), book.mult)  # signed: a buy costs, a sale receives
+        self._cash = ex.subtract(self._cash, ex.add(notional, fee))
+        self._commissions = ex.add(self._commissions, fee)
+        book.commissions = ex.add(book.commissions, fee)
+
+        old = book.q
+        if old == 0 or (old > 0) == (q > 0):
+            if old == 0:
+                book.pos.ts_opened = fill.ts_event
+            book.cost = ex.add(book.cost, notional)
+            book.q = ex.add(old, q)
+        elif ex.abs(q) < ex.abs(old):  # reduce
+            removed = _ROUND.multiply(book.cost, _ROUND.divide(ex.abs(q), ex.abs(old))).quantize(
+                COST_QUANTUM, context=_ROUND
+            )
+            pnl = ex.subtract(ex.minus(notional), removed)
+            book.cost = ex.subtract(book.cost, removed)
+            book.q = ex.add(old, q)
+            book.realised = ex.add(book.realised, pnl)
+            self._realised = ex.add(self._realised, pnl)
+        else:  # close, or close and open the other side
+            closing = ex.minus(old)
+            close_notional = ex.multiply(ex.multiply(closing, px), book.mult)
+            pnl = ex.subtract(ex.minus(close_notional), book.cost)
+            book.realised = ex.add(book.realised, pnl)
+            self._realised = ex.add(self._realised, pnl)
+            rest = ex.subtract(q, closing)
+            book.q = rest
+            book.cost = ex.subtract(notional, close_notional)
+            if rest != 0:
+                book.pos.ts_opened = fill.ts_event
+
+        was_open = old != 0
+        now_open = book.q != 0
+        self._open += int(now_open) - int(was_open)
+        book.last = fill.price
+        book.pos.ts_last = fill.ts_event
+        book.refresh()
+        self._revalue()
+
+    def deposit(self, amount: float) -> None:
+        """Add (or with a negative amount, withdraw) cash; it is not P&L."""
+        if not math.isfinite(amount):
+            raise DataError(f"deposit amount must be finite, got {amount!r}")
+        d = to_decimal(amount)
+        self._cash = _EXACT.add(self._cash, d)
+        self._initial = _EXACT.add(self._initial, d)
+        self._day_start += amount
+        self._revalue()
+
+    def mark(self, instrument_id: str, price: float) -> None:
+        """Value a position at ``price`` (every tick: cheap; instruments without a position are
+        ignored)."""
+        book = self._books.get(instrument_id)
+        if book is None:
+            return
+        now = self._clock.now_ns()
+        if now >= self._day_end:
+            self._roll_day(now)
+        self._mv += book.qm * (price - book.last)
+        book.last = price
+        book.pos.last_price = price
+        eq = self._cash_f + self._mv
+        if eq > self._peak:  # noqa: PLR1730 - a compare is cheaper than a max() call per tick
+            self._peak = eq
+
+    def _revalue(self) -> None:
+        self._cash_f = float(self._cash)
+        self._mv = math.fsum(b.qm * b.last for b in self._books.values())
+        self._peak = max(self._peak, self._cash_f + self._mv)
+
+    def _roll_day(self, now: int) -> None:
+        """At the first event of a new local day, the equity before it is the day's start."""
+        if now >= self._day_end:
+            self._day_start = self._cash_f + self._mv
+            self._day_end = next_local_time(now, _MIDNIGHT, self.timezone)
+
+    # ---------------------------------------------------------------------------------------------
+    # PortfolioView
+
+    def equity(self) -> float:
+        return self._cash_f + self._mv
+
+    def cash(self) -> float:
+        return self._cash_f
+
+    def position(self, instrument_id: str) -> Position | None:
+        """The live position view (read it, do not change it); None if never traded."""
+        book = self._books.get(instrument_id)
+        return None if book is None else book.pos
+
+    def position_qty(self, instrument_id: str) -> float:
+        book = self._books.get(instrument_id)
+        return 0.0 if book is None else book.pos.qty
+
+    def open_position_count(self) -> int:
+        return self._open
+
+    def exposure(self, instrument_id: str) -> float:
+        book = self._books.get(instrument_id)
+        return 0.0 if book is None else abs(book.qm * book.last)
+
+    def gross_exposure(self) -> float:
+        return sum(abs(b.qm * b.last) for b in self._books.values())
+
+    def daily_pnl(self) -> float:
+        self._roll_day(self._clock.now_ns())
+        return self._cash_f + self._mv - self._day_start
+
+    def peak_equity(self) -> float:
+        return self._peak
+
+    # ---------------------------------------------------------------------------------------------
+    # Reading the books
+
+    def positions(self, *, include_flat: bool = False) -> list[Position]:
+        """Positions by instrument id; flat ones only when asked."""
+        return [
+            b.pos for _, b in sorted(self._books.items()) if include_flat or b.q != 0
+        ]
+
+    def unrealised_pnl(self, instrument_id: str | None = None) -> float:
+        """Marked value minus open cost (multiplier included), for one instrument or all."""
+        books: Iterable[_Book] = self._books.values()
+        if instrument_id is not None:
+            one = self._books.get(instrument_id)
+            books = () if one is None else (one,)
+        return sum(b.qm * b.last - float(b.cost) for b in books if b.q != 0)
+
+    def realised_pnl(self) -> float:
+        return float(self._realised)
+
+    def commissions(self) -> float:
+        return float(self._commissions)
+
+    @property
+    def initial_cash(self) -> float:
+        return float(self._initial)
+
+    def exact(self) -> Mapping[str, Decimal]:
+        """The authoritative amounts, exactly: cash, realised, commissions, open cost, initial."""
+        return {
+            "cash": self._cash,
+            "realised": self._realised,
+            "commissions": self._commissions,
+            "open_cost": _exact_sum(b.cost for b in self._books.values()),
+            "initial_cash": self._initial,
+        }
+
+    def exact_position(self, instrument_id: str) -> tuple[Decimal, Decimal, Decimal]:
+        """``(qty, open cost, realised)`` of one instrument, exactly (zeros if never traded)."""
+        book = self._books.get(instrument_id)
+        if book is None:
+            return _ZERO, _ZERO, _ZERO
+        return book.q, book.cost, book.realised
+
+    def to_minor_units(self, amount: Decimal | float) -> int:
+        """An amount in the currency's smallest unit (cents, paise), rounded half-even."""
+        d = amount if isinstance(amount, Decimal) else to_decimal(amount)
+        return int(d.quantize(self._quantum, context=_ROUND).scaleb(self.minor_unit, context=_ROUND))
+
+    def snapshot(self) -> AccountState:
+        """Cash and equity now (floats), for status, reports and the recorder."""
+        return AccountState(
+            account_id=self.account_id,
+            currency=self.currency,
+            cash=self._cash_f,
+            equity=self._cash_f + self._mv,
+            realised_pnl=float(self._realised),
+            unrealised_pnl=self.unrealised_pnl(),
+            commissions=float(self._commissions),
+            balances={self.currency: self._cash_f},
+            ts_event=self._clock.now_ns(),
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # Restarts
+
+    def ledger(self) -> LedgerSnapshot:
+        """The exact ledger, for the journal: :meth:`restore` rebuilds this portfolio from it."""
+        return LedgerSnapshot(
+            account_id=self.account_id,
+            currency=self.currency,
+            initial_cash=str(self._initial),
+            cash=str(self._cash),
+            realised=str(self._realised),
+            commissions=str(self._commissions),
+            peak_equity=self._peak,
+            day_start_equity=self._day_start,
+            positions=[
+                LedgerPosition(
+                    instrument_id=iid,
+                    qty=str(b.q),
+                    cost=str(b.cost),
+                    realised=str(b.realised),
+                    commissions=str(b.commissions),
+                    multiplier=str(b.mult),
+                    last_price=b.last,
+                    ts_opened=b.pos.ts_opened,
+                    ts_last=b.pos.ts_last,
+                )
+                for iid, b in sorted(self._books.items())
+            ],
+            ts_event=self._clock.now_ns(),
+        )
+
+    def restore(self, snap: LedgerSnapshot) -> None:
+        """Replace the books with an exact snapshot taken by :meth:`ledger`.
+
+        Raises :class:`DataError` naming the field when a decimal in it does not parse.
+        """
+        def dec(text: str, what: str) -> Decimal:
+            try:
+                d = Decimal(text)
+            except (InvalidOperation, ValueError, TypeError):
+                raise DataError(f"ledger snapshot: {what} is not a decimal: {text!r}", field=what) from None
+            if not d.is_finite():
+                raise DataError(f"ledger snapshot: {what} is not finite: {text!r}", field=what)
+            return d
+
+        books: dict[str, _Book] = {}
+        for p in snap.positions:
+            book = _Book(p.instrument_id, dec(p.multiplier, f"{p.instrument_id}.multiplier"))
+            book.q = dec(p.qty, f"{p.instrument_id}.qty")
+            book.cost = dec(p.cost, f"{p.instrument_id}.cost")
+            book.realised = dec(p.realised, f"{p.instrument_id}.realised")
+            book.commissions = dec(p.commissions, f"{p.instrument_id}.commissions")
+            book.last = p.last_price
+            book.pos.ts_opened = p.ts_opened
+            book.pos.ts_last = p.ts_last
+            book.refresh()
+            books[p.instrument_id] = book
+        self._initial = dec(snap.initial_cash, "initial_cash")
+        self._cash = dec(snap.cash, "cash")
+        self._realised = dec(snap.realised, "realised")
+        self._commissions = dec(snap.commissions, "commissions")
+        self.account_id = snap.account_id
+        self.currency = snap.currency
+        self._books = books
+        self._open = sum(1 for b in books.values() if b.q != 0)
+        self._revalue()
+        self._peak = max(snap.peak_equity, self._cash_f + self._mv)
+        self._day_start = snap.day_start_equity
+        self._day_end = next_local_time(self._clock.now_ns(), _MIDNIGHT, self.timezone)
+
+    def restore_account(self, account: AccountState, positions: Iterable[Position]) -> None:
+        """Start from an account's cash and a broker's positions (quantity and average price), as
+        after a first start against a live account. P&L and commissions restart at zero; the
+        initial cash is taken to be the equity at the positions' average prices."""
+        books: dict[str, _Book] = {}
+        for p in positions:
+            if not (math.isfinite(p.qty) and math.isfinite(p.avg_price)):
+                raise DataError(
+                    f"position {p.instrument_id}: qty {p.qty!r} / avg price {p.avg_price!r} not finite",
+                    instrument_id=p.instrument_id,
+                )
+            if p.qty == 0:
+                continue
+            book = _Book(p.instrument_id, self._mults.get(p.instrument_id, Decimal(1)))
+            book.q = to_decimal(p.qty)
+            book.cost = _EXACT.multiply(_EXACT.multiply(book.q, to_decimal(p.avg_price)), book.mult)
+            book.last = p.last_price or p.avg_price
+            book.pos.ts_opened = p.ts_opened
+            book.pos.ts_last = p.ts_last
+            book.refresh()
+            books[p.instrument_id] = book
+        self._cash = to_decimal(account.cash)
+        self._initial = _EXACT.add(self._cash, _exact_sum(b.cost for b in books.values()))
+        self._realised = _ZERO
+        self._commissions = _ZERO
+        self._books = books
+        self._open = len(books)
+        self._revalue()
+        self._peak = self._cash_f + self._mv
+        self._day_start = self._peak
+        self._day_end = next_local_time(self._clock.now_ns(), _MIDNIGHT, self.timezone)
+
+
+def _exact_sum(values: Iterable[Decimal]) -> Decimal:
+    total = _ZERO
+    for v in values:
+        total = _EXACT.add(total, v)
+    return total
+
+
+def side_of(qty: float) -> Side:
+    """The side that opens a position of signed ``qty`` (and closes its opposite)."""
+    return Side.BUY if qty > 0 else Side.SELL if qty < 0 else Side.NONE
