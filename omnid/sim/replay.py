@@ -1,0 +1,149 @@
+"""Historical replay: numpy columns into domain events, in a plain loop with a simulated clock.
+
+This loop is the backtester's hot path (and what ``bench/replay.py`` measures), so it does the
+least it can per event: columns become Python lists once (plain floats and ints, never numpy
+scalars), each row becomes one :class:`~omnid.model.Trade` or :class:`~omnid.model.Bar`, the
+:class:`~omnid.clock.SimClock` is advanced to the event's timestamp (firing due timers first), and
+the event is handed to the core. Equity is sampled into a :class:`~omnid.sim.book.TradeBook` at the
+end of every bar, and for ticks at the end of every ``sample_ns`` bucket that has ticks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from omnid.clock import SimClock
+from omnid.datafiles import BarData, TickData
+from omnid.errors import DataError
+from omnid.model import Bar, Side, Trade
+from omnid.sim.book import TradeBook
+
+#: Progress is reported every this many events (a power of two: a mask test per event).
+PROGRESS_EVERY = 1 << 16
+_SIDES = (Side.SELL, Side.NONE, Side.BUY)
+
+Handler = Callable[[Trade], object]
+BarHandler = Callable[[Bar], object]
+Progress = Callable[[int], object]
+
+
+def bar_interval_ns(data: BarData) -> int:
+    """The bar length: the most common spacing between consecutive bars of one symbol."""
+    if len(data) < 2:
+        return 86_400_000_000_000
+    ts = data.ts if len(data.symbols) == 1 else data.select(data.symbols[0]).ts
+    if ts.size < 2:
+        return 86_400_000_000_000
+    diffs = np.diff(ts)
+    values, counts = np.unique(diffs, return_counts=True)
+    return int(values[int(np.argmax(counts))])
+
+
+def replay_ticks(
+    data: TickData,
+    instrument_ids: Sequence[str],
+    clock: SimClock,
+    handle: Handler,
+    book: TradeBook | None = None,
+    *,
+    sample_ns: int = 60_000_000_000,
+    progress: Progress | None = None,
+) -> int:
+    """Hand every tick, in file order, to ``handle`` as a Trade; return how many were replayed.
+
+    ``instrument_ids[code]`` is the id used for ``data.symbols[code]``. Ticks must not go back in
+    time (the loader checks per symbol; a merged file must be in time order overall).
+    """
+    n = len(data)
+    if len(instrument_ids) != len(data.symbols):
+        raise DataError(
+            f"{data.path}: {len(data.symbols)} symbols but {len(instrument_ids)} instrument ids",
+            path=data.path,
+        )
+    if n and np.any(np.diff(data.ts) < 0):
+        raise DataError(f"{data.path}: ticks are not in time order across symbols", path=data.path)
+    ids = list(instrument_ids)
+    sides = [_SIDES[s + 1] for s in data.side.tolist()]
+    last = [math.nan] * len(ids)
+    advance = clock.advance_to
+    boundary = -1
+    prev_ts = 0
+    i = 0
+    mask = PROGRESS_EVERY - 1
+    for ts, code, px, qty, side in zip(
+        data.ts.tolist(), data.symbol_codes.tolist(), data.price.tolist(), data.qty.tolist(), sides,
+        strict=True,
+    ):
+        if book is not None and ts >= boundary:
+            if i:
+                _sample(book, ids, last, prev_ts)
+            boundary = (ts // sample_ns + 1) * sample_ns
+        advance(ts)
+        handle(Trade(ids[code], px, qty, side, ts, ts))
+        last[code] = px
+        prev_ts = ts
+        i += 1
+        if progress is not None and not i & mask:
+            progress(i)
+    if book is not None and i:
+        _sample(book, ids, last, prev_ts)
+    if progress is not None:
+        progress(i)
+    return i
+
+
+def replay_bars(
+    data: BarData,
+    instrument_ids: Sequence[str],
+    clock: SimClock,
+    handle: BarHandler,
+    book: TradeBook | None = None,
+    *,
+    interval_ns: int | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Hand every bar to ``handle``, with the clock at the bar's close (``ts_open + interval``).
+
+    Equity is sampled once per distinct bar time, stamped with the file's Date (the bar's open),
+    after every bar of that time has been handled.
+    """
+    if len(instrument_ids) != len(data.symbols):
+        raise DataError(
+            f"{data.path}: {len(data.symbols)} symbols but {len(instrument_ids)} instrument ids",
+            path=data.path,
+        )
+    step = interval_ns if interval_ns is not None else bar_interval_ns(data)
+    ids = list(instrument_ids)
+    last = [math.nan] * len(ids)
+    ts_list = data.ts.tolist()
+    n = len(ts_list)
+    advance = clock.advance_to
+    mask = PROGRESS_EVERY - 1
+    i = 0
+    for ts, code, o, h, lo, c, v in zip(
+        ts_list, data.symbol_codes.tolist(), data.open.tolist(), data.high.tolist(), data.low.tolist(),
+        data.close.tolist(), data.volume.tolist(), strict=True,
+    ):
+        close_ts = ts + step
+        advance(close_ts)
+        handle(Bar(ids[code], step, ts, o, h, lo, c, v, close_ts, close_ts))
+        last[code] = c
+        i += 1
+        if book is not None and (i == n or ts_list[i] != ts):
+            _sample(book, ids, last, ts)
+        if progress is not None and not i & mask:
+            progress(i)
+    if progress is not None:
+        progress(i)
+    return i
+
+
+def _sample(book: TradeBook, ids: list[str], last: list[float], ts: int) -> None:
+    lp = book.last_price
+    for iid, px in zip(ids, last, strict=True):
+        if not math.isnan(px):  # this symbol has traded
+            lp[iid] = px
+    book.sample(ts)
