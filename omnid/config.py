@@ -28,6 +28,7 @@ from omnid.errors import ConfigError
 from omnid.model import AssetClass, Instrument
 from omnid.ops.config import AdminConfig, AlertsConfig, HttpConfig, LoggingConfig
 from omnid.risk.config import RiskConfig
+from omnid.storage.config import StorageConfig
 from omnid.strategies.config import StrategyConfig
 from omnid.venues.sim.config import SimMarketConfig
 
@@ -76,6 +77,7 @@ class OmnidConfig(Section):
     calendars: dict[str, TradingCalendar] = msgspec.field(default_factory=dict)
     instruments: list[InstrumentConfig] = msgspec.field(default_factory=list)
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     logging: LoggingConfig = msgspec.field(default_factory=LoggingConfig)
     admin: AdminConfig = msgspec.field(default_factory=AdminConfig)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)

@@ -1,0 +1,277 @@
+"""What is recorded, and where: msgspec struct type → table.
+
+Four groups keep raw market data, derived data, strategy records and execution records apart:
+PostgreSQL schemas ``md``, ``derived``, ``strategy``, ``exec``; SQLite table prefixes ``md_`` etc.
+Every table has a natural key, so writing the same row twice stores it once (a spool replay or a
+retried batch never duplicates). Timestamps stay integer nanoseconds (``bigint``) all the way down.
+
+Types added later by other parts register themselves with :func:`register_table`; any struct that
+is not registered still gets stored, as JSON in ``strategy.records`` keyed by its type name, its
+timestamp and a hash of its payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any, Literal
+
+import msgspec
+
+from omnid.errors import StorageError
+from omnid.model import AccountState, Bar, Fill, Instrument, Order, OrderIntent, Position, Quote, Trade
+from omnid.ports import OrderUpdate
+
+ColumnKind = Literal["text", "real", "int", "json"]
+GROUPS = ("md", "derived", "strategy", "exec")
+Row = tuple[Any, ...]
+
+_json = msgspec.json.Encoder()
+
+
+class Column(msgspec.Struct, frozen=True):
+    name: str
+    kind: ColumnKind
+
+
+class TableSpec:
+    """One table: its group (schema), columns, natural key and how a struct becomes a row.
+
+    ``partition_ts`` names an integer-ns column to partition by day (PostgreSQL), or is empty.
+    """
+
+    __slots__ = ("columns", "group", "key", "name", "partition_ts", "row", "ts_column")
+
+    def __init__(
+        self,
+        group: str,
+        name: str,
+        columns: list[Column],
+        key: tuple[str, ...],
+        row: Callable[[Any], Row],
+        *,
+        ts_column: str = "",
+        partition_ts: str = "",
+    ) -> None:
+        if group not in GROUPS:
+            raise StorageError(f"table {name}: group {group!r} is not one of {GROUPS}", table=name)
+        names = [c.name for c in columns]
+        missing = [k for k in key if k not in names]
+        if missing or not key:
+            raise StorageError(f"table {group}.{name}: key columns {missing or key} not in columns")
+        for col in (ts_column, partition_ts):
+            if col and col not in names:
+                raise StorageError(f"table {group}.{name}: column {col!r} not in columns")
+        if partition_ts and partition_ts not in key:
+            raise StorageError(f"table {group}.{name}: partition column must be part of the key")
+        self.group = group
+        self.name = name
+        self.columns = columns
+        self.key = key
+        self.row = row
+        self.ts_column = ts_column or partition_ts
+        self.partition_ts = partition_ts
+
+    @property
+    def full_name(self) -> str:
+        """``group.name``: what routes and errors use."""
+        return f"{self.group}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def __repr__(self) -> str:
+        return f"TableSpec({self.full_name})"
+
+
+def _enum(v: Any) -> Any:
+    return None if v is None else v.value
+
+
+def _generic_row(item: Any) -> Row:
+    payload = _json.encode(item)
+    ts = getattr(item, "ts_event", None) or getattr(item, "ts", None) or getattr(item, "ts_init", 0) or 0
+    digest = hashlib.blake2b(payload, digest_size=12).hexdigest()
+    return (type(item).__name__, int(ts), digest, payload.decode())
+
+
+GENERIC = TableSpec(
+    "strategy",
+    "records",
+    [Column("type", "text"), Column("ts", "int"), Column("digest", "text"), Column("payload", "json")],
+    ("type", "ts", "digest"),
+    _generic_row,
+    ts_column="ts",
+)
+
+
+def _builtin() -> dict[type[Any], TableSpec]:
+    t: ColumnKind = "text"
+    r: ColumnKind = "real"
+    i: ColumnKind = "int"
+    j: ColumnKind = "json"
+
+    def cols(*pairs: tuple[str, ColumnKind]) -> list[Column]:
+        return [Column(n, k) for n, k in pairs]
+
+    return {
+        Instrument: TableSpec(
+            "md", "instruments",
+            cols(("instrument_id", t), ("symbol", t), ("venue", t), ("asset_class", t),
+                 ("quote_currency", t), ("base_currency", t), ("tick_size", r), ("lot_size", r),
+                 ("min_qty", r), ("min_notional", r), ("multiplier", r), ("calendar", j)),
+            ("instrument_id",),
+            lambda x: (x.id, x.symbol, x.venue, x.asset_class.value, x.quote_currency, x.base_currency,
+                       x.tick_size, x.lot_size, x.min_qty, x.min_notional, x.multiplier,
+                       _json.encode(x.calendar).decode()),
+        ),
+        Trade: TableSpec(
+            "md", "trades",
+            cols(("instrument_id", t), ("ts_event", i), ("trade_id", t), ("price", r), ("size", r),
+                 ("side", t), ("ts_init", i)),
+            ("instrument_id", "ts_event", "trade_id"),
+            lambda x: (x.instrument_id, x.ts_event, x.trade_id, x.price, x.size, x.side.value, x.ts_init),
+            partition_ts="ts_event",
+        ),
+        Quote: TableSpec(
+            "md", "quotes",
+            cols(("instrument_id", t), ("ts_event", i), ("ts_init", i), ("bid", r), ("ask", r),
+                 ("bid_size", r), ("ask_size", r)),
+            ("instrument_id", "ts_event", "ts_init"),
+            lambda x: (x.instrument_id, x.ts_event, x.ts_init, x.bid, x.ask, x.bid_size, x.ask_size),
+            partition_ts="ts_event",
+        ),
+        Bar: TableSpec(
+            "md", "bars",
+            cols(("instrument_id", t), ("interval_ns", i), ("ts_open", i), ("open", r), ("high", r),
+                 ("low", r), ("close", r), ("volume", r), ("ts_event", i), ("ts_init", i)),
+            ("instrument_id", "interval_ns", "ts_open"),
+            lambda x: (x.instrument_id, x.interval_ns, x.ts_open, x.open, x.high, x.low, x.close,
+                       x.volume, x.ts_event, x.ts_init),
+            ts_column="ts_open",
+        ),
+        OrderIntent: TableSpec(
+            "strategy", "intents",
+            cols(("strategy_id", t), ("ts_event", i), ("instrument_id", t), ("side", t), ("action", t),
+                 ("qty", r), ("order_type", t), ("limit_price", r), ("stop_price", r), ("tif", t),
+                 ("stop_loss", r), ("take_profit", r), ("reason", t), ("numbers", j)),
+            ("strategy_id", "ts_event", "instrument_id", "side", "action"),
+            lambda x: (x.strategy_id, x.ts_event, x.instrument_id, x.side.value, x.action.value, x.qty,
+                       x.order_type.value, x.limit_price, x.stop_price, x.tif.value, x.stop_loss,
+                       x.take_profit, x.reason, _json.encode(x.numbers).decode()),
+            ts_column="ts_event",
+        ),
+        Order: TableSpec(
+            "exec", "orders",
+            cols(("client_order_id", t), ("ts_last", i), ("status", t), ("instrument_id", t),
+                 ("strategy_id", t), ("side", t), ("qty", r), ("order_type", t), ("limit_price", r),
+                 ("stop_price", r), ("tif", t), ("action", t), ("filled_qty", r),
+                 ("avg_fill_price", r), ("venue_order_id", t), ("reason", t), ("reject_reason", t),
+                 ("ts_created", i)),
+            ("client_order_id", "ts_last", "status"),
+            lambda x: (x.client_order_id, x.ts_last, x.status.value, x.instrument_id, x.strategy_id,
+                       x.side.value, x.qty, x.order_type.value, x.limit_price, x.stop_price,
+                       x.tif.value, x.action.value, x.filled_qty, x.avg_fill_price, x.venue_order_id,
+                       x.reason, x.reject_reason, x.ts_created),
+            ts_column="ts_last",
+        ),
+        OrderUpdate: TableSpec(
+            "exec", "order_updates",
+            cols(("client_order_id", t), ("ts_event", i), ("status", t), ("venue_order_id", t),
+                 ("reason", t)),
+            ("client_order_id", "ts_event", "status"),
+            lambda x: (x.client_order_id, x.ts_event, x.status.value, x.venue_order_id, x.reason),
+            ts_column="ts_event",
+        ),
+        Fill: TableSpec(
+            "exec", "fills",
+            cols(("client_order_id", t), ("fill_id", t), ("ts_event", i), ("instrument_id", t),
+                 ("strategy_id", t), ("side", t), ("qty", r), ("price", r), ("commission", r),
+                 ("commission_currency", t), ("liquidity", t), ("venue_order_id", t)),
+            ("client_order_id", "fill_id"),
+            lambda x: (x.client_order_id, x.fill_id, x.ts_event, x.instrument_id, x.strategy_id,
+                       x.side.value, x.qty, x.price, x.commission, x.commission_currency,
+                       x.liquidity.value, x.venue_order_id),
+            ts_column="ts_event",
+        ),
+        Position: TableSpec(
+            "exec", "positions",
+            cols(("instrument_id", t), ("ts_last", i), ("qty", r), ("avg_price", r),
+                 ("realised_pnl", r), ("commissions", r), ("last_price", r), ("ts_opened", i)),
+            ("instrument_id", "ts_last"),
+            lambda x: (x.instrument_id, x.ts_last, x.qty, x.avg_price, x.realised_pnl, x.commissions,
+                       x.last_price, x.ts_opened),
+            ts_column="ts_last",
+        ),
+        AccountState: TableSpec(
+            "exec", "accounts",
+            cols(("account_id", t), ("ts_event", i), ("currency", t), ("cash", r), ("equity", r),
+                 ("realised_pnl", r), ("unrealised_pnl", r), ("commissions", r), ("balances", j)),
+            ("account_id", "ts_event"),
+            lambda x: (x.account_id, x.ts_event, x.currency, x.cash, x.equity, x.realised_pnl,
+                       x.unrealised_pnl, x.commissions, _json.encode(x.balances).decode()),
+            ts_column="ts_event",
+        ),
+    }
+
+
+class Catalog:
+    """The mapping in force. One process-wide instance (:data:`CATALOG`); tests may build their own."""
+
+    def __init__(self) -> None:
+        self._by_type: dict[type[Any], TableSpec] = _builtin()
+        self._by_name: dict[str, TableSpec] = {s.full_name: s for s in self._by_type.values()}
+        self._by_name[GENERIC.full_name] = GENERIC
+
+    def register(self, struct_type: type[Any], spec: TableSpec) -> None:
+        """Record ``struct_type`` into ``spec``'s table (created at start-up if missing)."""
+        existing = self._by_name.get(spec.full_name)
+        if existing is not None and existing is not spec:
+            raise StorageError(f"table {spec.full_name} is already registered", table=spec.full_name)
+        self._by_type[struct_type] = spec
+        self._by_name[spec.full_name] = spec
+
+    def spec_for(self, struct_type: type[Any]) -> TableSpec:
+        """The table for a type: its own, or the generic JSON table."""
+        return self._by_type.get(struct_type, GENERIC)
+
+    def table(self, full_name: str) -> TableSpec:
+        spec = self._by_name.get(full_name)
+        if spec is None:
+            raise StorageError(f"no table named {full_name!r}", table=full_name)
+        return spec
+
+    def tables(self) -> list[TableSpec]:
+        return list(self._by_name.values())
+
+    def types(self) -> dict[type[Any], TableSpec]:
+        return dict(self._by_type)
+
+
+CATALOG = Catalog()
+
+
+def register_table(
+    struct_type: type[Any],
+    group: str,
+    name: str,
+    columns: list[tuple[str, ColumnKind]],
+    key: tuple[str, ...],
+    row: Callable[[Any], Row],
+    *,
+    ts_column: str = "",
+    catalog: Catalog | None = None,
+) -> TableSpec:
+    """Give ``struct_type`` its own table, e.g. for risk denials::
+
+        register_table(RiskDenial, "strategy", "risk_denials",
+                       [("strategy_id", "text"), ("ts_event", "int"), ("rule", "text"), ...],
+                       key=("strategy_id", "ts_event", "rule"),
+                       row=lambda d: (d.strategy_id, d.ts_event, d.rule, ...), ts_column="ts_event")
+
+    Unregistered types are still recorded, as JSON in ``strategy.records``.
+    """
+    spec = TableSpec(group, name, [Column(n, k) for n, k in columns], key, row, ts_column=ts_column)
+    (catalog or CATALOG).register(struct_type, spec)
+    return spec

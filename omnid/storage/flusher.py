@@ -1,0 +1,311 @@
+"""The flusher: background tasks that move the recorder's batches into the sinks.
+
+One main task wakes every ``flush_ms`` (or as soon as the buffers hold ``flush_rows`` rows), takes
+every table's batch and hands it to the worker of the sink its table routes to. Each sink has its
+own worker task, so a slow PostgreSQL never holds back SQLite. Workers build rows in slices of at
+most ``slice_us`` between yields, so the loop is never held for long.
+
+When a sink fails with a :class:`TransientError` (unreachable, timed out) or falls too far behind
+(more than ``max_buffer_rows`` queued), its batches go to an append-only spool file instead, in
+arrival order, and keep going there until the sink answers again; then the spool is replayed in
+order through the sink's idempotent path and truncated. Other errors (a row the store refuses)
+are logged with the table and counted; the batch is dropped rather than retried forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from omnid.errors import StorageError, TransientError
+from omnid.storage.catalog import CATALOG, Catalog, Row, TableSpec
+from omnid.storage.recorder import BatchRecorder
+from omnid.storage.sinks.base import Batch, Sink, build_rows
+from omnid.storage.spool import FRAME_ROWS, Spool
+
+log = logging.getLogger("omnid.storage")
+
+
+class SinkWorker:
+    """Writes one sink's batches, spooling while it is down, replaying when it is back."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        spool: Spool,
+        catalog: Catalog,
+        *,
+        slice_s: float,
+        max_queued_rows: int,
+        retry_s: float = 1.0,
+        max_retry_s: float = 30.0,
+    ) -> None:
+        self.sink = sink
+        self.spool = spool
+        self.catalog = catalog
+        self.slice_s = slice_s
+        self.max_queued_rows = max_queued_rows
+        self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
+        self.queue: deque[Batch] = deque()
+        self.queued_rows = 0
+        self.spooling = spool.size() > 0  # a spool left by the last run is replayed first
+        self.rows_written = 0
+        self.rows_failed = 0
+        self.last_error = ""
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self._backoff = retry_s
+
+    def put(self, batch: Batch) -> None:
+        self.queue.append(batch)
+        self.queued_rows += len(batch)
+        self._idle.clear()
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"flusher-{self.sink.name}")
+
+    async def stop(self, *, timeout_s: float) -> None:
+        """Write (or spool) what is queued, then stop."""
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+        # Anything still queued (the sink never came back) goes to the spool for the next run.
+        while self.queue:
+            batch = self.queue.popleft()
+            self.spool.append(batch.spec.full_name, await build_rows(batch, self.slice_s))
+        self.queued_rows = 0
+
+    async def _run(self) -> None:
+        while True:
+            if self.spooling:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._backoff)
+            else:
+                await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._work()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the worker must survive anything a sink throws
+                log.exception("flusher for %s failed; continuing", self.sink.name)
+                self.last_error = repr(exc)
+            if not self.queue and not self.spooling:
+                self._idle.set()
+
+    async def _work(self) -> None:
+        if self.spooling:
+            await self._spill()
+            if await self._recovered():
+                await self._drain()
+            if self.spooling:
+                return
+        while self.queue:
+            if self.queued_rows > self.max_queued_rows:
+                log.warning("sink %s is %d rows behind; spooling", self.sink.name, self.queued_rows)
+                self.spooling = True
+                await self._spill()
+                return
+            batch = self.queue.popleft()
+            self.queued_rows -= len(batch)
+            rows = await build_rows(batch, self.slice_s)
+            try:
+                await self.sink.write(batch, rows)
+                self.rows_written += len(rows)
+            except TransientError as exc:
+                self._down(exc)
+                await self._append_spool(batch.spec.full_name, rows)
+                await self._spill()
+                return
+            except StorageError as exc:
+                self.rows_failed += len(rows)
+                self.last_error = str(exc)
+                log.error("sink %s refused %d rows of %s: %s", self.sink.name, len(rows),
+                          batch.spec.full_name, exc)
+
+    def _down(self, exc: Exception) -> None:
+        if not self.spooling:
+            log.warning("sink %s is down (%s); spooling to %s", self.sink.name, exc, self.spool.path)
+        self.spooling = True
+        self.last_error = str(exc)
+
+    async def _append_spool(self, table: str, rows: list[Row]) -> None:
+        for i in range(0, len(rows), FRAME_ROWS):
+            self.spool.append(table, rows[i : i + FRAME_ROWS])
+            await asyncio.sleep(0)
+
+    async def _spill(self) -> None:
+        while self.queue:
+            batch = self.queue.popleft()
+            self.queued_rows -= len(batch)
+            await self._append_spool(batch.spec.full_name, await build_rows(batch, self.slice_s))
+
+    async def _recovered(self) -> bool:
+        try:
+            await self.sink.ping()
+        except TransientError as exc:
+            self.last_error = str(exc)
+            self._backoff = min(self._backoff * 2, self.max_retry_s)
+            return False
+        self._backoff = self.retry_s
+        return True
+
+    async def _drain(self) -> None:
+        """Replay the spool in order; stop (still spooling) if the sink fails again."""
+        replayed = 0
+        for table, rows in self.spool.frames():
+            spec = self.catalog.table(table)
+            try:
+                await self.sink.write(Batch(spec, rows, built=True, replay=True), rows)
+            except TransientError as exc:
+                self._down(exc)
+                return
+            except StorageError as exc:
+                self.rows_failed += len(rows)
+                log.error("sink %s refused %d spooled rows of %s: %s", self.sink.name, len(rows), table, exc)
+            replayed += len(rows)
+            self.rows_written += len(rows)
+            if self.queued_rows > self.max_queued_rows:
+                await self._spill()  # appended behind the frames still to be read
+        self.spool.clear()
+        self.spooling = False
+        log.info("sink %s is back; replayed %d spooled rows", self.sink.name, replayed)
+
+
+class Flusher:
+    """Routes the recorder's batches to sink workers every ``flush_ms`` or ``flush_rows`` rows."""
+
+    def __init__(
+        self,
+        recorder: BatchRecorder,
+        sinks: dict[str, Sink],
+        *,
+        spool_dir: Path,
+        default_sink: str = "sqlite",
+        routes: dict[str, str] | None = None,
+        flush_ms: int = 250,
+        max_buffer_rows: int = 500_000,
+        slice_us: int = 500,
+        retry_s: float = 1.0,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.recorder = recorder
+        self.sinks = sinks
+        self.catalog = catalog or CATALOG
+        self.default_sink = default_sink
+        self.routes = dict(routes or {})
+        for target in (default_sink, *self.routes.values()):
+            if target != "none" and target not in sinks:
+                raise StorageError(f"storage route names sink {target!r}, which is not configured",
+                                   sink=target)
+        self.flush_s = flush_ms / 1000
+        self.workers = {
+            name: SinkWorker(sink, Spool(spool_dir / f"{name}.spool"), self.catalog,
+                             slice_s=slice_us / 1e6, max_queued_rows=max_buffer_rows, retry_s=retry_s)
+            for name, sink in sinks.items()
+        }
+        self._route_cache: dict[TableSpec, SinkWorker | None] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    def route(self, spec: TableSpec) -> str:
+        """The sink a table goes to: its own route, else its group's, else the default."""
+        return self.routes.get(spec.full_name) or self.routes.get(spec.group) or self.default_sink
+
+    def tables_for(self, sink: str) -> list[TableSpec]:
+        return [s for s in self.catalog.tables() if self.route(s) == sink]
+
+    async def start(self) -> None:
+        """Start every sink (a sink that is down starts spooling) and the flushing tasks."""
+        for name, sink in self.sinks.items():
+            try:
+                await sink.start(self.tables_for(name))
+            except TransientError as exc:
+                self.workers[name]._down(exc)
+        for worker in self.workers.values():
+            worker.start()
+            if worker.spooling:
+                worker._wake.set()
+        self.recorder.on_full(self._wake.set)
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="flusher")
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_s)
+            self._wake.clear()
+            self.dispatch()
+
+    def dispatch(self) -> None:
+        """Hand every buffered batch to its sink's worker (cheap: no rows are built here)."""
+        for spec, items in self.recorder.take():
+            if spec in self._route_cache:
+                worker = self._route_cache[spec]
+            else:
+                worker = self._route_cache[spec] = self.workers.get(self.route(spec))
+            if worker is not None:
+                worker.put(Batch(spec, items))
+                self.batches += 1
+
+    async def flush(self, timeout_s: float = 30.0) -> None:
+        """Write everything recorded so far (tests, shutdown, end of a backtest)."""
+        self.dispatch()
+        waits = [w._idle.wait() for w in self.workers.values()]
+        await asyncio.wait_for(asyncio.gather(*waits), timeout_s)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Flush what is buffered, stop the tasks and close the sinks; unwritten rows stay spooled."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.recorder.on_full(None)
+        self.dispatch()
+        for worker in self.workers.values():
+            await worker.stop(timeout_s=timeout_s)
+            worker.spool.close()
+        for sink in self.sinks.values():
+            try:
+                await sink.close()
+            except Exception:
+                log.exception("closing sink %s", sink.name)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for health checks and the admin socket."""
+        return {
+            "recorded": self.recorder.recorded + self.recorder.pending,
+            "buffered": self.recorder.pending,
+            "dropped": self.recorder.dropped,
+            "batches": self.batches,
+            "sinks": {
+                name: {
+                    "written": w.rows_written,
+                    "queued": w.queued_rows,
+                    "spooling": w.spooling,
+                    "spooled_bytes": w.spool.size(),
+                    "failed": w.rows_failed,
+                    "last_error": w.last_error,
+                }
+                for name, w in self.workers.items()
+            },
+        }
+
+
+def now_ms() -> float:
+    return time.monotonic() * 1000

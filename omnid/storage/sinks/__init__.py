@@ -1,0 +1,1 @@
+"""Where batches go: SQLite (embedded default), PostgreSQL (asyncpg) and QuestDB (line protocol)."""

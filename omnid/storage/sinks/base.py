@@ -1,0 +1,98 @@
+"""The sink interface, and the row-building helper that keeps the event loop responsive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from omnid.storage.catalog import Row, TableSpec
+
+
+class Batch:
+    """Items bound for one table. ``built`` says they are rows already (a spool replay);
+    ``replay`` says some of them may be stored already, so the sink must take the idempotent path."""
+
+    __slots__ = ("built", "items", "replay", "spec")
+
+    def __init__(self, spec: TableSpec, items: Sequence[Any], *, built: bool = False, replay: bool = False):
+        self.spec = spec
+        self.items = items
+        self.built = built
+        self.replay = replay
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class Sink(Protocol):
+    """A store. ``write`` raises :class:`omnid.errors.TransientError` when the store is unreachable
+    (the flusher then spools and retries) and :class:`omnid.errors.StorageError` for anything else."""
+
+    name: str
+
+    async def start(self, tables: list[TableSpec]) -> None:
+        """Connect, apply migrations, make sure every table exists."""
+        ...
+
+    async def write(self, batch: Batch, rows: list[Row]) -> None:
+        """Store ``rows`` (built from ``batch``) idempotently: a row already stored stays once."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise TransientError unless the store answers (used to detect it came back)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+log = logging.getLogger("omnid.storage")
+
+#: Rows built between clock checks; small enough that one chunk stays well under the slice.
+CHUNK = 256
+
+
+async def build_rows(batch: Batch, slice_s: float) -> list[Row]:
+    """All of ``batch``'s rows, built in slices of at most ``slice_s`` seconds between yields."""
+    if batch.built:
+        return list(batch.items)
+    rows: list[Row] = []
+    async for chunk in iter_rows(batch, slice_s):
+        rows.extend(chunk)
+    return rows
+
+
+async def iter_rows(batch: Batch, slice_s: float) -> AsyncIterator[list[Row]]:
+    """Row chunks of ``batch``, yielding the loop whenever a slice's time is used up."""
+    items = batch.items
+    n = len(items)
+    if batch.built:
+        for i in range(0, n, CHUNK * 8):
+            yield list(items[i : i + CHUNK * 8])
+        return
+    make = batch.spec.row
+    perf = time.perf_counter
+    start = perf()
+    for i in range(0, n, CHUNK):
+        part = items[i : i + CHUNK]
+        try:
+            chunk = [make(x) for x in part]
+        except Exception:
+            chunk = _careful(batch.spec, part)
+        yield chunk
+        if perf() - start >= slice_s:
+            await asyncio.sleep(0)
+            start = perf()
+
+
+def _careful(spec: TableSpec, items: Sequence[Any]) -> list[Row]:
+    """Build rows one by one, leaving out (and logging) any item that cannot become a row."""
+    out: list[Row] = []
+    for x in items:
+        try:
+            out.append(spec.row(x))
+        except Exception as exc:
+            log.error("cannot store a %s in %s: %r", type(x).__name__, spec.full_name, exc)
+    return out
