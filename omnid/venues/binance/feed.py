@@ -1,0 +1,378 @@
+"""Binance spot market data: one combined-stream WebSocket → omnid events, handed to a sync callback.
+
+What it guarantees (facts from binance-spot-api-docs web-socket-streams.md):
+- Subscribes with ``SUBSCRIBE`` on ``/stream`` and again after every reconnect.
+- Answers the server's pings (every 20 s; no pong within a minute → disconnected) through aiohttp's
+  autoping, which echoes the ping's payload as the doc requires.
+- A connection lives at most 24 h: it reconnects on its own before ``max_connection_age_s``, and at
+  once on ``serverShutdown``.
+- Reconnects with exponential backoff and jitter; whether to retry at all is one replaceable
+  function (:data:`RetryPolicy`), as in websockets' client.
+- A stream silent for ``silence_timeout_s`` counts as dead and is reconnected.
+- After any reconnect the books resync from a REST snapshot and closed klines missed while away are
+  fetched over REST and emitted in order, so the engine sees no hole.
+- A malformed message is counted per kind, logged once per kind, and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from omnid.errors import FatalError, OmnidError
+from omnid.model import Bar, BookDelta, MarketEvent
+from omnid.venues.binance import wire
+from omnid.venues.binance.book import DiffResult, LocalBook, SnapshotResult, SyncState
+from omnid.venues.binance.config import BinanceConfig
+from omnid.venues.binance.rest import BinanceRest
+
+log = logging.getLogger("omnid.venues.binance.feed")
+
+#: ``(attempt, error) -> seconds to wait, or None to give up``. ``attempt`` counts from 1.
+RetryPolicy = Callable[[int, BaseException | None], float | None]
+
+
+def backoff_policy(
+    initial_s: float, max_s: float, *, max_attempts: int = 0, rng: Callable[[], float] = random.random
+) -> RetryPolicy:
+    """Exponential backoff with "equal jitter" (half fixed, half random); gives up on FatalError or
+    after ``max_attempts`` consecutive failures (0 = never)."""
+
+    def policy(attempt: int, error: BaseException | None) -> float | None:
+        if isinstance(error, FatalError) or (max_attempts and attempt > max_attempts):
+            return None
+        base = min(max_s, initial_s * 2.0 ** max(attempt - 1, 0))
+        return base * (0.5 + 0.5 * rng())
+
+    return policy
+
+
+class FeedStats:
+    """Counters a health check or a test can read."""
+
+    __slots__ = ("callback_errors", "connections", "gaps", "malformed", "messages", "planned_reconnects",
+                 "recovered_bars", "resyncs", "server_shutdowns", "silent", "stale")
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.connections = 0
+        self.resyncs = 0
+        self.gaps = 0
+        self.stale = 0
+        self.silent = 0
+        self.server_shutdowns = 0
+        self.planned_reconnects = 0
+        self.recovered_bars = 0
+        self.callback_errors = 0
+        self.malformed: dict[str, int] = {}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+# Stream kinds, resolved once per stream name.
+_TRADE, _AGG, _BT, _DEPTH, _KLINE, _SHUTDOWN, _UNKNOWN = range(7)
+_SHUTDOWN_REASON = "serverShutdown"
+
+
+class BinanceFeed:
+    """The market-data task. ``await run()`` until :meth:`stop`; events go to ``on_event``."""
+
+    def __init__(
+        self,
+        cfg: BinanceConfig,
+        on_event: Callable[[MarketEvent], None],
+        *,
+        session: aiohttp.ClientSession,
+        rest: BinanceRest,
+        retry: RetryPolicy | None = None,
+        wall_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.cfg = cfg
+        self.on_event = on_event
+        self._session = session
+        self.rest = rest
+        self.retry = retry or backoff_policy(cfg.reconnect_initial_s, cfg.reconnect_max_s,
+                                             max_attempts=cfg.reconnect_max_attempts)
+        self._wall_ns = wall_ns
+        self.symbols = [s.upper() for s in cfg.symbols]
+        self.streams = [f"{s.lower()}@{k}" for s in self.symbols for k in cfg.streams]
+        self.books = {s: LocalBook(wire.instrument_id(s)) for s in self.symbols
+                      if any(k.startswith("depth") for k in cfg.streams)}
+        self._kinds: dict[str, tuple[int, str]] = {}
+        self._last_bar_open: dict[tuple[str, str], int] = {}  # (symbol, interval) → open ms
+        self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._stopping = False
+        self._logged: set[str] = set()
+        self._req_id = 0
+        self.stats = FeedStats()
+        self.subscribed = asyncio.Event()
+        self.failed: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"BinanceFeed(streams={len(self.streams)}, connections={self.stats.connections})"
+
+    # ---------------------------------------------------------------------------------------------
+    # Lifecycle
+
+    async def run(self) -> None:
+        """Connect, stream, reconnect; returns after :meth:`stop`, raises when the policy gives up."""
+        url = self.cfg.urls[1].rstrip("/") + "/stream"
+        attempt = 0
+        first = True
+        while not self._stopping:
+            error: BaseException | None = None
+            reason = ""
+            try:
+                reason = await self._connection(url, catch_up=not first)
+                first = False
+            except (aiohttp.ClientError, OSError, TimeoutError, OmnidError) as exc:
+                error = exc
+                log.warning("binance feed: connection failed: %s: %s", type(exc).__name__, exc)
+            finally:
+                self._cancel_snapshots()
+                self.subscribed.clear()
+            if self._is_stopping():
+                break
+            if reason in (_SHUTDOWN_REASON, "max_age"):
+                attempt = 0
+                continue  # the server asked, or the 24h cut is near: reconnect at once
+            if reason:  # a session that streamed and then died: start the backoff afresh
+                attempt = 0
+            attempt += 1
+            delay = self.retry(attempt, error)
+            if delay is None:
+                self.failed = error or ConnectionError(f"binance feed gave up after {attempt} attempts")
+                log.error("binance feed: giving up after %d attempts", attempt)
+                raise self.failed
+            await asyncio.sleep(delay)
+
+    def _is_stopping(self) -> bool:
+        return self._stopping  # a method, so the loop re-reads it after each await
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._ws is not None:
+            await self._ws.close()
+        self._cancel_snapshots()
+        for t in list(self._tasks):
+            t.cancel()
+
+    def _cancel_snapshots(self) -> None:
+        for t in self._snapshot_tasks.values():
+            t.cancel()
+        self._snapshot_tasks.clear()
+
+    async def _connection(self, url: str, *, catch_up: bool) -> str:
+        """One connection's life; returns why it ended ("" if it never got going)."""
+        async with self._session.ws_connect(url, autoping=True, max_msg_size=0) as ws:
+            self._ws = ws
+            self.stats.connections += 1
+            for book in self.books.values():
+                book.reset()
+            self._req_id += 1
+            await ws.send_bytes(msgspec.json.encode({"method": "SUBSCRIBE", "params": self.streams,
+                                                     "id": self._req_id}))
+            opened = time.monotonic()
+            if catch_up:
+                self._spawn(self._recover_bars())
+            silence = self.cfg.silence_timeout_s
+            max_age = self.cfg.max_connection_age_s
+            on_frame = self.on_frame
+            while True:
+                left = max_age - (time.monotonic() - opened)
+                if left <= 0:
+                    self.stats.planned_reconnects += 1
+                    log.info("binance feed: planned reconnect before the 24h cut")
+                    return "max_age"
+                try:
+                    msg = await ws.receive(timeout=min(silence, left))
+                except TimeoutError:
+                    if time.monotonic() - opened >= max_age:
+                        continue
+                    self.stats.silent += 1
+                    log.warning("binance feed: no message for %.1fs, treating the stream as dead", silence)
+                    return "silent"
+                if msg.type is aiohttp.WSMsgType.TEXT or msg.type is aiohttp.WSMsgType.BINARY:
+                    if on_frame(msg.data) is _SHUTDOWN_REASON:
+                        self.stats.server_shutdowns += 1
+                        log.info("binance feed: serverShutdown received, reconnecting")
+                        return _SHUTDOWN_REASON
+                else:
+                    log.warning("binance feed: connection closed (%s, code %s)", msg.type.name, ws.close_code)
+                    return "closed"
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---------------------------------------------------------------------------------------------
+    # Frames → events (synchronous: this is the hot path)
+
+    def on_frame(self, data: str | bytes) -> str | None:
+        """Decode one frame and hand its event on; returns "serverShutdown" when the server says so."""
+        self.stats.messages += 1
+        ts = self._wall_ns()
+        try:
+            env = wire.envelope_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._malformed("envelope", exc)
+            return None
+        stream = env.stream
+        if not stream:
+            if env.code is not None:
+                self._malformed("control", OmnidError(f"code {env.code}: {env.msg}"))
+            elif env.id is not None:
+                self.subscribed.set()
+            elif wire.decode_event_type(data) == "serverShutdown":  # a raw (un-enveloped) event
+                return _SHUTDOWN_REASON
+            return None
+        kind = self._kinds.get(stream)
+        if kind is None:
+            kind = self._kinds[stream] = _classify(stream)
+        try:
+            k = kind[0]
+            if k == _DEPTH:
+                self._on_depth(wire.decode_depth(env.data, ts))
+            elif k == _TRADE:
+                self._emit(wire.decode_trade(env.data, ts))
+            elif k == _BT:
+                self._emit(wire.decode_book_ticker(env.data, ts))
+            elif k == _AGG:
+                self._emit(wire.decode_agg_trade(env.data, ts))
+            elif k == _KLINE:
+                bar, closed = wire.decode_kline(env.data, ts)
+                if closed:
+                    self._on_closed_bar(kind[1], bar)
+            elif k == _SHUTDOWN:
+                if wire.decode_event_type(env.data) == "serverShutdown":
+                    return _SHUTDOWN_REASON
+            else:
+                self._malformed(f"unknown stream {stream}", None)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._malformed(stream.partition("@")[2] or stream, exc)
+        return None
+
+    def _emit(self, event: MarketEvent) -> None:
+        try:
+            self.on_event(event)
+        except Exception as exc:  # the engine's problem must not kill the feed
+            self.stats.callback_errors += 1
+            key = f"callback {type(exc).__name__}"
+            if key not in self._logged:
+                self._logged.add(key)
+                log.exception("binance feed: on_event raised; counting and carrying on")
+
+    def _malformed(self, kind: str, exc: BaseException | None) -> None:
+        n = self.stats.malformed.get(kind, 0) + 1
+        self.stats.malformed[kind] = n
+        if n == 1:
+            log.warning("binance feed: malformed %s message skipped (%s); further ones are only counted",
+                        kind, exc)
+
+    def _on_depth(self, d: BookDelta) -> None:
+        symbol = d.instrument_id.partition(".")[0]
+        book = self.books.get(symbol)
+        if book is None:
+            return
+        r = book.on_diff(d)
+        if r is DiffResult.APPLIED:
+            self._emit(d)
+        elif r is DiffResult.STALE:
+            self.stats.stale += 1
+        else:
+            if r is DiffResult.GAP:
+                self.stats.gaps += 1
+                log.warning("binance feed: %s depth gap (U=%d after book id); resyncing", symbol,
+                            d.first_update_id)
+                book.on_diff(d)  # buffer it: it is newer than anything the book had
+            if symbol not in self._snapshot_tasks:
+                self._snapshot_tasks[symbol] = asyncio.get_running_loop().create_task(self._resync(symbol))
+
+    def _on_closed_bar(self, interval: str, bar: Bar) -> None:
+        symbol = bar.instrument_id.partition(".")[0]
+        key = (symbol, interval)
+        open_ms = bar.ts_open // wire.MS
+        if open_ms <= self._last_bar_open.get(key, -1):
+            return  # already emitted (a replay after recovery)
+        self._last_bar_open[key] = open_ms
+        self._emit(bar)
+
+    # ---------------------------------------------------------------------------------------------
+    # Recovery over REST
+
+    async def _resync(self, symbol: str) -> None:
+        book = self.books[symbol]
+        attempt = 0
+        try:
+            while book.state is SyncState.BUFFERING:
+                attempt += 1
+                try:
+                    snap = await self.rest.depth(symbol, self.cfg.snapshot_limit, self._wall_ns())
+                except OmnidError as exc:
+                    delay = self.retry(attempt, exc)
+                    log.warning("binance feed: %s depth snapshot failed (%s)", symbol, exc)
+                    if delay is None:
+                        return
+                    await asyncio.sleep(delay)
+                    continue
+                result, _ = book.on_snapshot(snap)
+                if result is SnapshotResult.SYNCED:
+                    self.stats.resyncs += 1
+                    now = self._wall_ns()
+                    self._emit(book.snapshot(self.cfg.book_levels, now, now))
+                    return
+                await asyncio.sleep(min(0.05 * attempt, 1.0))  # the stream must catch up first
+        finally:
+            if self._snapshot_tasks.get(symbol) is asyncio.current_task():
+                del self._snapshot_tasks[symbol]
+
+    async def _recover_bars(self) -> None:
+        """Fetch closed klines that ended while the connection was down, oldest first."""
+        for (symbol, interval), last_open in list(self._last_bar_open.items()):
+            step = wire.INTERVAL_MS[interval]
+            start = last_open + step
+            now_ms = self.rest.server_ms()
+            while start + step <= now_ms:
+                try:
+                    bars = await self.rest.klines(symbol, interval, start_ms=start, end_ms=now_ms, limit=1000,
+                                                  ts_init=self._wall_ns())
+                except OmnidError as exc:
+                    log.warning("binance feed: missed %s %s klines not fetched: %s", symbol, interval, exc)
+                    break
+                closed = [b for b in bars if b.ts_event // wire.MS <= now_ms]
+                for bar in closed:
+                    before = self._last_bar_open.get((symbol, interval), -1)
+                    self._on_closed_bar(interval, bar)
+                    if self._last_bar_open[(symbol, interval)] != before:
+                        self.stats.recovered_bars += 1
+                if len(bars) < 1000 or not closed:
+                    break
+                start = closed[-1].ts_open // wire.MS + step
+
+
+def _classify(stream: str) -> tuple[int, str]:
+    if stream == "!serverShutdown":
+        return _SHUTDOWN, ""
+    _, _, kind = stream.partition("@")
+    if kind == "trade":
+        return _TRADE, ""
+    if kind == "aggTrade":
+        return _AGG, ""
+    if kind == "bookTicker":
+        return _BT, ""
+    if kind.startswith("depth"):
+        return _DEPTH, ""
+    if kind.startswith("kline_"):
+        return _KLINE, kind[6:]
+    return _UNKNOWN, ""
