@@ -27,7 +27,7 @@ import enum
 import math
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol, get_args, get_origin
 
 import msgspec
 
@@ -104,6 +104,10 @@ def decode_params(
         msg, _, at = str(exc).rpartition(" - at `$")
         key = at.rstrip("`").lstrip(".") if msg else ""
         text = msg or str(exc)
+        f = fields.get(key)
+        choices = get_args(f.type) if f is not None and get_origin(f.type) is Literal else ()
+        if choices:
+            text = f"{text} (allowed: {', '.join(repr(c) for c in choices)})"
         raise ConfigError(
             f"strategy {strategy!r}",
             [(f"{where}.{key}" if key else where, f"{kind} strategy {strategy!r}: {text}")],
