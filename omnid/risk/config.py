@@ -87,6 +87,7 @@ class RiskConfig(Section):
     max_orders: int = 0
     rate_window_seconds: float = 1.0
     price_collar_pct: float = 0.0
+    duplicate_guard: bool = True
     duplicate_window_seconds: float = 0.0
 
     def __post_init__(self) -> None:
@@ -110,8 +111,9 @@ class RiskConfig(Section):
             raise ValueError("max_drawdown_pct and max_daily_loss_pct must be below 100")
         if not self.rate_window_seconds > 0:
             raise ValueError(f"rate_window_seconds must be > 0, got {self.rate_window_seconds}")
-        if not self.limits_check_seconds > 0:
-            raise ValueError(f"limits_check_seconds must be > 0, got {self.limits_check_seconds}")
+        if self.limits_check_seconds < 0:
+            raise ValueError(f"limits_check_seconds must be >= 0 (0: only on entries and fills), "
+                             f"got {self.limits_check_seconds}")
         try:
             zone(self.day_timezone)
         except ConfigError as exc:

@@ -1,0 +1,497 @@
+"""The pre-trade risk gate: every intent passes through :meth:`RiskGate.check`, always.
+
+``check`` returns the intent sized and rounded to tick/lot, or a :class:`RiskDenial` that it has
+already recorded. CLOSE intents (exits) are never blocked by entry rules (kill switch and loss
+halts, session window and cut-off, rate limit, max positions, exposure caps); they are sized to
+the open position, rounded, and checked for sanity, duplicates, venue minimums and the price collar.
+
+The engine's side of the contract (all synchronous, in this order for one order's life):
+
+1. ``out = gate.check(intent, last_price)``; if it is an :class:`OrderIntent`, build the Order;
+2. ``gate.on_order_open(order)`` before submitting it (the gate counts orders in flight toward
+   positions, exposure and the duplicate guard);
+3. ``gate.on_fill(fill)`` for every fill (after or before the portfolio books it: either works);
+4. ``gate.on_order_closed(order)`` when the order ends (filled, cancelled, rejected, expired);
+5. ``gate.exits.on_price(instrument_id, price, ts)`` on every trade: a returned CLOSE intent goes
+   back through ``check`` like any other;
+6. ``gate.install(clock, emit)`` once: square-off timers, the periodic loss-limit check and
+   flatten-on-halt send their CLOSE intents to ``emit``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import msgspec
+
+from omnid.calendar import NS_PER_SECOND, TradingCalendar, parse_hhmm
+from omnid.clock import Clock, TimeEvent
+from omnid.errors import ConfigError
+from omnid.model import Fill, Instrument, IntentAction, Order, OrderIntent, OrderType, Side
+from omnid.ports import PortfolioView, Recorder
+from omnid.risk.config import RiskConfig
+from omnid.risk.events import RiskDenial, RiskHaltEvent, RiskStatus
+from omnid.risk.exits import QTY_EPS, ExitManager, resolve_calendars
+from omnid.risk.rules import (
+    DuplicateGuard,
+    ExposureCaps,
+    KillSwitch,
+    LossLimits,
+    MaxPositions,
+    MinSize,
+    PriceCollar,
+    RateLimit,
+    Rounder,
+    SessionWindow,
+    Verdict,
+    _over,
+)
+from omnid.risk.sizing import Sizer
+
+Emit = Callable[[OrderIntent], None]
+_replace = msgspec.structs.replace
+_LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_MAKER})
+_STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+
+SANITY = "sanity"
+CLOSE_POSITION = "close_position"
+
+
+class _Pending:
+    """An order in flight: what it still may add to its instrument's position."""
+
+    __slots__ = ("iid", "key", "leaves", "sign")
+
+    def __init__(self, iid: str, key: tuple[str, str, str, str], sign: int, leaves: float) -> None:
+        self.iid = iid
+        self.key = key
+        self.sign = sign
+        self.leaves = leaves
+
+
+class RiskGate:
+    """Approves (sized, rounded) or denies (recorded) every order intent; owns the managed exits."""
+
+    def __init__(
+        self,
+        config: RiskConfig,
+        *,
+        clock: Clock,
+        portfolio: PortfolioView,
+        instruments: Mapping[str, Instrument],
+        recorder: Recorder,
+        calendars: Mapping[str, TradingCalendar] | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._pf = portfolio
+        self._rec = recorder
+        self._instruments = dict(instruments)
+        self._rounders = {iid: Rounder(inst) for iid, inst in self._instruments.items()}
+        cals = resolve_calendars(calendars)
+        cutoffs = {}
+        for name, hhmm in config.entry_cutoff.items():
+            cal = cals.get(name)
+            if cal is None:
+                problem = f"unknown calendar {name!r} (known: {sorted(cals)})"
+                raise ConfigError("risk", [(f"entry_cutoff.{name}", problem)])
+            at = parse_hhmm(hhmm, key=f"entry_cutoff.{name}")
+            for iid, inst in self._instruments.items():
+                if inst.calendar == cal:
+                    cutoffs[iid] = at
+        self.kill = KillSwitch()
+        self.loss = LossLimits(
+            max_daily_loss=config.max_daily_loss,
+            max_daily_loss_pct=config.max_daily_loss_pct,
+            max_drawdown_pct=config.max_drawdown_pct,
+            day_tz=config.day_timezone,
+            kill=self.kill,
+        )
+        self.session = SessionWindow(enabled=config.session_window, cutoffs=cutoffs)
+        self.duplicate = DuplicateGuard(
+            enabled=config.duplicate_guard,
+            window_ns=round(config.duplicate_window_seconds * NS_PER_SECOND),
+        )
+        self.rate = RateLimit(
+            max_orders=config.max_orders, window_ns=round(config.rate_window_seconds * NS_PER_SECOND)
+        )
+        self.sizer = Sizer(config.sizing, default_stop_pct=config.exits.stop_loss_pct)
+        self.min_size = MinSize()
+        self.collar = PriceCollar(pct=config.price_collar_pct)
+        self.max_positions = MaxPositions(limit=config.max_open_positions)
+        self.exposure = ExposureCaps(
+            symbol=config.max_symbol_exposure,
+            symbol_pct=config.max_symbol_exposure_pct,
+            gross=config.max_gross_exposure,
+            gross_pct=config.max_gross_exposure_pct,
+        )
+        self.exits = ExitManager(config, portfolio=portfolio, instruments=self._instruments, calendars=cals)
+        self._plans_exits = bool(
+            config.exits.stop_loss_pct or config.exits.take_profit_pct or config.exits.trailing_stop_pct
+        )
+        self._orders: dict[str, _Pending] = {}
+        self._pend_qty: dict[str, float] = {}
+        self._pend_px: dict[str, float] = {}
+        self._emit: Emit | None = None
+        self.approvals = 0
+        self.denials = 0
+
+    # -- the rules, by name (for status and docs) ------------------------------------------------------
+
+    @property
+    def rules(self) -> tuple[object, ...]:
+        return (
+            self.kill, self.loss, self.session, self.duplicate, self.rate, self.sizer, self.min_size,
+            self.collar, self.max_positions, self.exposure,
+        )
+
+    # -- wiring -------------------------------------------------------------------------------------
+
+    def install(self, clock: Clock, emit: Emit) -> None:
+        """Arm square-off timers and the periodic loss-limit check; their CLOSE intents go to ``emit``.
+
+        ``emit`` should pass each intent through :meth:`check` and route what is approved.
+        """
+        self._emit = emit
+        self.exits.install(clock, emit)
+        secs = self.config.limits_check_seconds
+        if self.loss.enabled and secs > 0:
+            clock.set_periodic("risk.limits", round(secs * NS_PER_SECOND), self._on_limits_timer)
+
+    def _on_limits_timer(self, ev: TimeEvent) -> None:
+        self.check_limits()
+
+    # -- the gate -----------------------------------------------------------------------------------
+
+    def check(self, intent: OrderIntent, last_price: float) -> OrderIntent | RiskDenial:
+        """Size, round and check one intent against every rule; approve it or record a denial."""
+        now = self._clock.now_ns()
+        iid = intent.instrument_id
+        inst = self._instruments.get(iid)
+        if inst is None:
+            return self._deny(intent, (SANITY, f"unknown instrument {iid!r}", {}), now)
+        side = intent.side
+        sign = side.sign
+        if sign == 0:
+            return self._deny(intent, (SANITY, f"side must be buy or sell, got {side.value!r}", {}), now)
+        if not (last_price > 0.0 and last_price < math.inf):
+            return self._deny(intent, (SANITY, f"last price {last_price} is not a usable price",
+                                       {"last_price": last_price}), now)
+        qty = intent.qty
+        if not (qty >= 0.0 and qty < math.inf):
+            return self._deny(intent, (SANITY, f"quantity {qty} is not a usable quantity", {"qty": qty}), now)
+        rounder = self._rounders[iid]
+        order_type = intent.order_type
+        limit = intent.limit_price
+        stop = intent.stop_price
+        if order_type in _LIMIT_TYPES:
+            if limit is None or not (limit > 0.0 and limit < math.inf):
+                return self._deny(intent, (SANITY, f"a {order_type.value} order needs a positive limit "
+                                           f"price, got {limit}", {}), now)
+            limit = rounder.price(limit, side)
+        if order_type in _STOP_TYPES:
+            if stop is None or not (stop > 0.0 and stop < math.inf):
+                return self._deny(intent, (SANITY, f"a {order_type.value} order needs a positive stop "
+                                           f"price, got {stop}", {}), now)
+            stop = rounder.price(stop, Side.NONE)
+        opening = intent.action is IntentAction.OPEN
+        key = (intent.strategy_id, iid, side.value, intent.action.value)
+        flatten: Verdict | None = None
+
+        if opening:
+            v = self.loss.evaluate(self._pf, now) if self.loss.enabled else None
+            if v is not None:
+                flatten = v
+            elif self.kill.halts:
+                v = self.kill.check()
+            if v is None:
+                v = self.session.check(inst, iid, now)
+            if v is None:
+                v = self.duplicate.check(key, now)
+            if v is None:
+                v = self.rate.check(now)
+        else:
+            v = self.duplicate.check(key, now)
+        if v is not None:
+            denial = self._deny(intent, v, now)
+            if flatten is not None:
+                self._on_new_halt(flatten, now)
+            return denial
+
+        ref = limit if limit is not None else last_price
+        before = self._pf.position_qty(iid) + self._pend_qty.get(iid, 0.0)
+        auto = qty == 0.0
+        if opening:
+            if auto:
+                sized = self.sizer.size(inst, sign, ref, intent.stop_loss, self._pf.equity())
+                if isinstance(sized, tuple):
+                    return self._deny(intent, sized, now)
+                qty = sized
+        else:
+            closable = -sign * before
+            if closable <= QTY_EPS:
+                return self._deny(intent, (CLOSE_POSITION, f"no {'long' if sign < 0 else 'short'} "
+                                           f"position in {iid} to close", {"position": before}), now)
+            if auto or qty > closable:
+                qty = closable
+        raw = qty
+        qty = rounder.qty(qty)
+
+        if opening and qty > 0.0:
+            if self.max_positions.limit and abs(before) <= QTY_EPS:
+                v = self.max_positions.check(self._projected_positions())
+                if v is not None:
+                    return self._deny(intent, v, now)
+            if self.exposure.has_symbol or self.exposure.has_gross:
+                capped = self._cap_exposure(iid, inst, sign, before, qty, ref, auto, rounder)
+                if isinstance(capped, tuple):
+                    return self._deny(intent, capped, now)
+                qty = capped
+
+        v = self.min_size.check(inst, raw, qty, ref)
+        if v is None and limit is not None:
+            v = self.collar.check(limit, last_price)
+        if v is not None:
+            return self._deny(intent, v, now)
+
+        self.rate.approved(now)
+        self.duplicate.approved(key, now)
+        self.approvals += 1
+        out = _replace(intent, qty=qty, limit_price=limit, stop_price=stop)
+        if opening and (self._plans_exits or intent.stop_loss is not None or intent.take_profit is not None):
+            self.exits.plan(out)
+        return out
+
+    def _cap_exposure(
+        self,
+        iid: str,
+        inst: Instrument,
+        sign: int,
+        before: float,
+        qty: float,
+        price: float,
+        auto: bool,
+        rounder: Rounder,
+    ) -> float | Verdict:
+        """The quantity after the symbol and gross caps: denied if explicit and over, else shrunk."""
+        after = before + sign * qty
+        if abs(after) <= abs(before) + QTY_EPS:
+            return qty  # reduces or keeps exposure: caps do not apply
+        pm = price * inst.multiplier
+        equity = self._pf.equity()
+        caps = self.exposure
+        checks: list[tuple[str, float, float]] = []
+        if caps.has_symbol:
+            checks.append((caps.SYMBOL, caps.symbol_cap(equity), 0.0))
+        if caps.has_gross:
+            others = self._pf.gross_exposure() - self._pf.exposure(iid) + self._pending_gross(iid)
+            checks.append((caps.GROSS, caps.gross_cap(equity), others))
+        for rule, cap, others in checks:
+            total = others + abs(after) * pm
+            if not _over(total, cap):
+                continue
+            numbers = {"qty": qty, "price": price, "exposure": total, "cap": cap,
+                       "position": before, "equity": equity}
+            what = "symbol" if rule == caps.SYMBOL else "gross"
+            if not auto:
+                return rule, f"{iid}: {what} exposure {total:.2f} would exceed the cap {cap:.2f}", numbers
+            room = (cap - others) / pm - sign * before
+            qty = rounder.qty(room) if room > 0 else 0.0
+            if qty <= 0.0:
+                return rule, f"{iid}: no room under the {what} exposure cap {cap:.2f}", numbers
+            after = before + sign * qty
+        return qty
+
+    def _pending_gross(self, exclude: str) -> float:
+        """How much the orders in flight (other than on ``exclude``) will add to gross exposure."""
+        total = 0.0
+        for iid, pend in self._pend_qty.items():
+            if iid == exclude:
+                continue
+            cur = self._pf.position_qty(iid)
+            mult = self._instruments[iid].multiplier
+            total += (abs(cur + pend) - abs(cur)) * self._pend_px.get(iid, 0.0) * mult
+        return total
+
+    def _projected_positions(self) -> int:
+        """Open positions once the orders in flight fill."""
+        n = self._pf.open_position_count()
+        for iid, pend in self._pend_qty.items():
+            cur = self._pf.position_qty(iid)
+            flat_now = abs(cur) <= QTY_EPS
+            flat_after = abs(cur + pend) <= QTY_EPS
+            if flat_now and not flat_after:
+                n += 1
+            elif flat_after and not flat_now:
+                n -= 1
+        return n
+
+    def _deny(self, intent: OrderIntent, verdict: Verdict, now: int) -> RiskDenial:
+        rule, message, numbers = verdict
+        denial = RiskDenial(
+            ts=now,
+            strategy_id=intent.strategy_id,
+            instrument_id=intent.instrument_id,
+            side=intent.side,
+            rule=rule,
+            message=message,
+            numbers=numbers,
+            action=intent.action,
+        )
+        self.denials += 1
+        self._rec.record(denial)
+        if intent.action is IntentAction.CLOSE:
+            self.exits.rearm(intent.instrument_id)
+        return denial
+
+    # -- what the engine tells the gate -----------------------------------------------------------------
+
+    def on_order_open(self, order: Order) -> None:
+        """An approved order is about to be submitted: count it as in flight."""
+        coid = order.client_order_id
+        if coid in self._orders or not order.is_open:
+            return
+        sign = order.side.sign
+        leaves = order.leaves_qty
+        key = (order.strategy_id, order.instrument_id, order.side.value, order.action.value)
+        self._orders[coid] = _Pending(order.instrument_id, key, sign, leaves)
+        iid = order.instrument_id
+        self._pend_qty[iid] = self._pend_qty.get(iid, 0.0) + sign * leaves
+        px = order.limit_price if order.limit_price is not None else self._pend_px.get(iid, 0.0)
+        pos = self._pf.position(iid)
+        if not px and pos is not None:
+            px = pos.last_price
+        self._pend_px[iid] = px
+        dup = self.duplicate.open
+        dup[key] = dup.get(key, 0) + 1
+
+    def note_price(self, instrument_id: str, price: float) -> None:
+        """The reference price for an instrument's orders in flight (for gross projections)."""
+        if instrument_id in self._pend_qty:
+            self._pend_px[instrument_id] = price
+
+    def on_fill(self, fill: Fill) -> None:
+        """A fill: shrink the order in flight, update managed exits, re-check the loss limits."""
+        p = self._orders.get(fill.client_order_id)
+        if p is not None:
+            f = min(fill.qty, p.leaves)
+            p.leaves -= f
+            self._adjust_pending(p.iid, -p.sign * f)
+            if p.leaves <= QTY_EPS:
+                self._forget(fill.client_order_id)
+        self.exits.on_fill(fill)
+        if self.loss.enabled:
+            self.check_limits()
+
+    def on_order_closed(self, order: Order) -> None:
+        """An order ended (filled, cancelled, rejected, expired): it is no longer in flight."""
+        self._forget(order.client_order_id)
+        self.exits.on_order_closed(order)
+
+    def _forget(self, coid: str) -> None:
+        p = self._orders.pop(coid, None)
+        if p is None:
+            return
+        if p.leaves > 0.0:
+            self._adjust_pending(p.iid, -p.sign * p.leaves)
+        dup = self.duplicate.open
+        n = dup.get(p.key, 0) - 1
+        if n > 0:
+            dup[p.key] = n
+        else:
+            dup.pop(p.key, None)
+
+    def _adjust_pending(self, iid: str, delta: float) -> None:
+        v = self._pend_qty.get(iid, 0.0) + delta
+        if abs(v) <= QTY_EPS:
+            self._pend_qty.pop(iid, None)
+            self._pend_px.pop(iid, None)
+        else:
+            self._pend_qty[iid] = v
+
+    # -- halts ------------------------------------------------------------------------------------------
+
+    @property
+    def halted(self) -> bool:
+        """True while any halt (operator, daily loss, drawdown) holds new entries."""
+        return self.kill.halted
+
+    def check_limits(self) -> list[OrderIntent]:
+        """Evaluate the loss limits now; on a new breach, halt and (if configured) flatten."""
+        now = self._clock.now_ns()
+        v = self.loss.evaluate(self._pf, now)
+        if v is None:
+            return []
+        return self._on_new_halt(v, now)
+
+    def _on_new_halt(self, verdict: Verdict, now: int) -> list[OrderIntent]:
+        rule, message, numbers = verdict
+        self._rec.record(RiskHaltEvent(ts=now, halted=True, source=rule, reason=message, numbers=numbers))
+        if not self.config.flatten_on_halt:
+            return []
+        return self._send(self.flatten_intents(f"flatten: {message}"))
+
+    def halt(self, reason: str, *, flatten: bool = False) -> list[OrderIntent]:
+        """The kill switch: halt new entries (exits still pass); optionally flatten every position.
+
+        The flatten intents are returned, and also sent to ``emit`` when :meth:`install` was called.
+        """
+        now = self._clock.now_ns()
+        self.kill.halts[KillSwitch.name] = reason
+        self._rec.record(RiskHaltEvent(ts=now, halted=True, source=KillSwitch.name, reason=reason))
+        if not flatten:
+            return []
+        return self._send(self.flatten_intents(f"kill switch: {reason}"))
+
+    def resume(self, reason: str, *, source: str | None = None) -> None:
+        """Lift the halt held by ``source`` (``kill_switch``, ``daily_loss``, ``max_drawdown``), or all."""
+        now = self._clock.now_ns()
+        sources = [source] if source is not None else list(self.kill.halts)
+        for src in sources:
+            if self.kill.halts.pop(src, None) is not None:
+                self._rec.record(RiskHaltEvent(ts=now, halted=False, source=src, reason=reason))
+
+    def flatten_intents(self, reason: str) -> list[OrderIntent]:
+        """CLOSE intents (market) for every open position in a known instrument."""
+        now = self._clock.now_ns()
+        out = []
+        for iid in self._instruments:
+            qty = self._pf.position_qty(iid)
+            if abs(qty) <= QTY_EPS:
+                continue
+            out.append(
+                OrderIntent(
+                    strategy_id="risk",
+                    instrument_id=iid,
+                    side=Side.SELL if qty > 0 else Side.BUY,
+                    qty=abs(qty),
+                    action=IntentAction.CLOSE,
+                    reason=reason,
+                    numbers={"qty": qty},
+                    ts_event=now,
+                )
+            )
+        return out
+
+    def _send(self, intents: list[OrderIntent]) -> list[OrderIntent]:
+        emit = self._emit
+        if emit is not None:
+            for intent in intents:
+                emit(intent)
+        return intents
+
+    def status(self) -> RiskStatus:
+        """A snapshot for the admin socket and dashboard."""
+        now = self._clock.now_ns()
+        return RiskStatus(
+            ts=now,
+            halted=self.kill.halted,
+            halts=dict(self.kill.halts),
+            open_positions=self._pf.open_position_count(),
+            pending_orders=len(self._orders),
+            orders_in_window=self.rate.in_window(now) if self.rate.max_orders else 0,
+            denials=self.denials,
+            approvals=self.approvals,
+            managed_exits=self.exits.managed_count,
+        )
