@@ -30,6 +30,7 @@ app = typer.Typer(
 #: Modules under omnid.commands that add commands to the app, in help order.
 COMMAND_MODULES = [
     "config",
+    "daemon",
 ]
 
 
