@@ -180,8 +180,8 @@ class BinanceFeed:
             for book in self.books.values():
                 book.reset()
             self._req_id += 1
-            await ws.send_bytes(msgspec.json.encode({"method": "SUBSCRIBE", "params": self.streams,
-                                                     "id": self._req_id}))
+            await ws.send_str(msgspec.json.encode({"method": "SUBSCRIBE", "params": self.streams,
+                                                   "id": self._req_id}).decode())
             opened = time.monotonic()
             if catch_up:
                 self._spawn(self._recover_bars())
