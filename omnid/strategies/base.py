@@ -68,13 +68,14 @@ class Indicator(Protocol):
 
 
 class FeatureSource(Protocol):
-    """Resolves a feature name and its parameters to a live indicator for one instrument.
+    """Resolves a feature spec item (``"ema:10"``, ``"rsi:14"``, ``"vwap"``, ``"obi:5"``: the
+    language of :mod:`omnid.features.spec`) to a live indicator for one instrument.
 
-    Asking twice for the same (instrument, name, params) returns the same object, so two strategies
-    share one EMA(10). Unknown names or bad parameters raise :class:`ConfigError`.
+    Asking twice for the same (instrument, spec) returns the same object, so two strategies share
+    one EMA(10), updated once per event. Unknown kinds or bad parameters raise :class:`ConfigError`.
     """
 
-    def indicator(self, instrument_id: str, name: str, **params: Any) -> Indicator: ...
+    def indicator(self, instrument_id: str, spec: str) -> Indicator: ...
 
 
 class StrategyParams(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
@@ -188,9 +189,10 @@ class Strategy:
 
     # ---- helpers for subclasses -------------------------------------------------------------
 
-    def feature(self, instrument_id: str, name: str, **params: Any) -> Indicator:
-        """Resolve a live feature once (call from ``on_start``); read its ``.value`` per event."""
-        return self.ctx.features.indicator(instrument_id, name, **params)
+    def feature(self, instrument_id: str, spec: str) -> Indicator:
+        """Resolve a live feature once (call from ``on_start``), e.g. ``"ema:10"``; read its
+        ``.value`` per event."""
+        return self.ctx.features.indicator(instrument_id, spec)
 
     def position_qty(self, instrument_id: str) -> float:
         """This account's net position in ``instrument_id`` (> 0 long, < 0 short)."""

@@ -29,17 +29,16 @@ class Value:
 
 
 class Values:
-    """A feature source of settable values, keyed like the real one: (instrument, name, params)."""
+    """A feature source of settable values, keyed like the real one: (instrument, spec item)."""
 
     def __init__(self) -> None:
-        self.made: dict[tuple[str, str, tuple[tuple[str, Any], ...]], Value] = {}
+        self.made: dict[tuple[str, str], Value] = {}
 
-    def indicator(self, instrument_id: str, name: str, **params: Any) -> Value:
-        key = (instrument_id, name, tuple(sorted(params.items())))
-        return self.made.setdefault(key, Value())
+    def indicator(self, instrument_id: str, spec: str) -> Value:
+        return self.made.setdefault((instrument_id, spec), Value())
 
-    def set(self, instrument_id: str, name: str, value: float, **params: Any) -> None:
-        self.indicator(instrument_id, name, **params).value = value
+    def set(self, instrument_id: str, spec: str, value: float) -> None:
+        self.indicator(instrument_id, spec).value = value
 
 
 class Rig:

@@ -28,8 +28,8 @@ def _rig(start: int, **params: object) -> Rig:
 def _feed(rig: Rig, ts: int, price: float, vwap: float, rsi: float, imb: float) -> list | None:  # type: ignore[type-arg]
     rig.clock.advance_to(ts)
     rig.features.set(IID, "vwap", vwap)
-    rig.features.set(IID, "rsi", rsi, period=14)
-    rig.features.set(IID, "imbalance", imb)
+    rig.features.set(IID, "rsi:14", rsi)
+    rig.features.set(IID, "obi:5", imb)
     return rig.strategy.on_trade(Trade(IID, price, 1.0, Side.BUY, ts, ts))
 
 

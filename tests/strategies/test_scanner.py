@@ -20,7 +20,7 @@ def _trade(iid: str, px: float, ts: int) -> Trade:
 
 def test_scans_on_the_clock_rank_and_hand_on_top_k() -> None:
     """Every 15 min: score = ln(now / 30 min ago); best 2 above min_score go to the target."""
-    rig = Rig("scanner", SYMS, {"every_minutes": 15, "lookback_minutes": 30, "top_k": 2,
+    rig = Rig("scanner", SYMS, {"every_minutes": 15, "score": "return", "lookback_minutes": 30, "top_k": 2,
                                 "min_score": 0.0, "target": "mom"}, start_ns=T0)
     s = rig.strategy
     s.on_start()
@@ -48,7 +48,8 @@ def test_scans_on_the_clock_rank_and_hand_on_top_k() -> None:
 
 def test_min_score_filters_and_ties_break_by_name() -> None:
     """Nothing above min_score selects nothing; equal scores rank alphabetically."""
-    rig = Rig("scanner", SYMS, {"every_minutes": 5, "lookback_minutes": 5, "top_k": 3, "min_score": 0.5},
+    rig = Rig("scanner", SYMS, {"every_minutes": 5, "score": "return", "lookback_minutes": 5, "top_k": 3,
+                                "min_score": 0.5},
               start_ns=T0)
     s = rig.strategy
     s.on_start()
@@ -60,3 +61,20 @@ def test_min_score_filters_and_ties_break_by_name() -> None:
     assert [e.instrument_id for e in rec2.ranking] == ["AAA.SIM", "DDD.SIM"]
     assert rec2.selected == [] and rec2.unscored == ["BBB.SIM", "CCC.SIM"]
     assert rig.handoffs == []  # no target
+
+
+def test_mom_score_reads_the_feature_and_skips_unready() -> None:
+    """score = "mom": rank by the feature's value; NaN (warming up) is unscored."""
+    rig = Rig("scanner", SYMS, {"every_minutes": 5, "mom_period": 20, "top_k": 2, "target": "t"},
+              start_ns=T0)
+    s = rig.strategy
+    s.on_start()
+    rig.features.set("AAA.SIM", "mom:20", 5.0)
+    rig.features.set("BBB.SIM", "mom:20", 9.0)
+    rig.features.set("CCC.SIM", "mom:20", 1.0)
+    rec = s.scan(T0 + 5 * MIN)  # type: ignore[attr-defined]
+    assert [(e.instrument_id, e.score, e.rank) for e in rec.ranking] == [
+        ("BBB.SIM", 9.0, 1), ("AAA.SIM", 5.0, 2), ("CCC.SIM", 1.0, 3)]
+    assert rec.selected == ["BBB.SIM", "AAA.SIM"] and rec.unscored == ["DDD.SIM"]
+    assert rec.score == "mom_20"
+    assert rig.handoffs == [("s1", "t", ["BBB.SIM", "AAA.SIM"])]

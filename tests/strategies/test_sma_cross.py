@@ -17,8 +17,8 @@ def _trade(rig: Rig, price: float) -> Trade:
 
 
 def _set(rig: Rig, fast: float, slow: float, kind: str = "sma") -> None:
-    rig.features.set(IID, kind, fast, period=3)
-    rig.features.set(IID, kind, slow, period=5)
+    rig.features.set(IID, f"{kind}:3", fast)
+    rig.features.set(IID, f"{kind}:5", slow)
 
 
 def _rig(**params: object) -> Rig:

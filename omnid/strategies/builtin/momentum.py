@@ -32,6 +32,8 @@ class MomentumParams(StrategyParams, frozen=True):
     rsi_exit: float = 45.0
     #: Enter only when order-book imbalance (bid-ask size balance, -1..1) is above this.
     imbalance_min: float = 0.0
+    #: Book levels the imbalance sums (a top-of-book quote gives level 1 only).
+    imbalance_levels: int = 5
     #: Fixed order size; 0 = the risk gate's sizing rule.
     qty: float = 0.0
     #: Local HH:MM square-off time in the instrument's calendar zone; "" = derive from the close.
@@ -44,6 +46,8 @@ class MomentumParams(StrategyParams, frozen=True):
     take_profit_pct: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.imbalance_levels < 1:
+            raise ValueError(f"imbalance_levels must be >= 1, got {self.imbalance_levels}")
         if self.rsi_period < 2:
             raise ValueError(f"rsi_period must be >= 2, got {self.rsi_period}")
         if not 0.0 <= self.rsi_exit <= self.rsi_entry <= 100.0:
@@ -91,8 +95,8 @@ class Momentum(Strategy):
             self._insts[iid] = _Inst(
                 inst,
                 self.feature(iid, "vwap"),
-                self.feature(iid, "rsi", period=p.rsi_period),
-                self.feature(iid, "imbalance"),
+                self.feature(iid, f"rsi:{p.rsi_period}"),
+                self.feature(iid, f"obi:{p.imbalance_levels}"),
             )
         self._rsi_key = f"rsi_{p.rsi_period}"
         now = self.clock.now_ns()

@@ -1,8 +1,10 @@
 """``scanner``: every N minutes, rank a universe by momentum and hand the top K to a strategy.
 
-The momentum score of an instrument is its log return over ``lookback_minutes``:
-``ln(price now / price one lookback ago)``, with prices sampled at each scan (the last trade or bar
-close seen). A clock timer drives the scans, so backtests and live runs scan at the same instants.
+Two scores: ``score = "mom"`` (the default) reads the feature engine's momentum score
+``mom:N`` (``|Δprice %|`` over the last ``mom_period`` updates × the volume traded in them: the
+most active movers); ``score = "return"`` is the signed log return over ``lookback_minutes``,
+``ln(price now / price one lookback ago)``, with prices sampled at each scan (rising movers
+only). A clock timer drives the scans, so backtests and live runs scan at the same instants.
 Each scan is recorded as a :class:`ScanRanking` (every ranked instrument with its score and rank,
 and the picks), then the picks go to the ``target`` strategy's ``on_universe`` hook: that strategy
 takes new entries only in the picked instruments (and still manages positions it holds elsewhere).
@@ -11,7 +13,7 @@ takes new entries only in the picked instruments (and still manages positions it
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -27,7 +29,11 @@ class ScannerParams(StrategyParams, frozen=True):
     every_minutes: float = 15.0
     #: How many instruments to pick.
     top_k: int = 3
-    #: The momentum score's look-back in minutes (rounded up to whole scans).
+    #: "mom" (the feature engine's momentum score) or "return" (log return over the look-back).
+    score: Literal["mom", "return"] = "mom"
+    #: Updates (ticks or bars) in the "mom" score's window.
+    mom_period: int = 10
+    #: The "return" score's look-back in minutes (rounded up to whole scans).
     lookback_minutes: float = 60.0
     #: Pick only instruments whose score is above this (e.g. 0.0 for rising ones only).
     min_score: float = -math.inf
@@ -39,6 +45,8 @@ class ScannerParams(StrategyParams, frozen=True):
             raise ValueError(f"every_minutes must be > 0, got {self.every_minutes}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")
+        if self.mom_period < 1:
+            raise ValueError(f"mom_period must be >= 1, got {self.mom_period}")
         if not self.lookback_minutes > 0:
             raise ValueError(f"lookback_minutes must be > 0, got {self.lookback_minutes}")
 
@@ -55,7 +63,7 @@ class ScanRanking(msgspec.Struct, kw_only=True):
     scanner: str
     target: str
     ts_event: int
-    lookback_minutes: float
+    score: str
     ranking: list[ScanEntry]
     selected: list[str]
     unscored: list[str]
@@ -75,6 +83,11 @@ class Scanner(Strategy):
         self._steps = steps
         #: Per instrument, the prices sampled at the last ``steps + 1`` scans (oldest first).
         self._history: dict[str, list[float]] = {iid: [] for iid in self.instruments}
+        self._mom = (
+            {iid: self.feature(iid, f"mom:{p.mom_period}") for iid in self.instruments}
+            if p.score == "mom" else {}
+        )
+        self._score_name = f"mom_{p.mom_period}" if p.score == "mom" else f"return_{p.lookback_minutes:g}m"
         self.last_ranking: ScanRanking | None = None
         self.every("scan", int(p.every_minutes * 60 * NS_PER_SECOND))
         return None
@@ -100,7 +113,15 @@ class Scanner(Strategy):
         p = self.params
         scored: list[tuple[float, str]] = []
         unscored: list[str] = []
+        mom = self._mom
         for iid in self.instruments:
+            if mom:
+                v = mom[iid].value
+                if math.isfinite(v):
+                    scored.append((v, iid))
+                else:
+                    unscored.append(iid)
+                continue
             hist = self._history[iid]
             price = self._last.get(iid)
             if price is not None and price > 0:
@@ -118,7 +139,7 @@ class Scanner(Strategy):
             scanner=self.name,
             target=p.target,
             ts_event=ts,
-            lookback_minutes=p.lookback_minutes,
+            score=self._score_name,
             ranking=ranking,
             selected=selected,
             unscored=unscored,

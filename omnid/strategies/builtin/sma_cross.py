@@ -59,7 +59,7 @@ class SmaCross(Strategy):
     def on_start(self) -> Intents:
         p = self.params
         self._legs: dict[str, _Leg] = {
-            iid: _Leg(self.feature(iid, p.kind, period=p.fast), self.feature(iid, p.kind, period=p.slow))
+            iid: _Leg(self.feature(iid, f"{p.kind}:{p.fast}"), self.feature(iid, f"{p.kind}:{p.slow}"))
             for iid in self.instruments
         }
         self._long_short = p.mode == "long_short"
