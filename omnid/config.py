@@ -25,6 +25,7 @@ import msgspec.structs
 from omnid.calendar import CRYPTO_24_7, NSE_EQUITY, US_EQUITY, TradingCalendar
 from omnid.configbase import Section
 from omnid.errors import ConfigError
+from omnid.features.config import FeaturesConfig
 from omnid.model import AssetClass, Instrument
 from omnid.ops.config import AdminConfig, AlertsConfig, HttpConfig, LoggingConfig
 from omnid.risk.config import RiskConfig
@@ -83,6 +84,7 @@ class OmnidConfig(Section):
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     sim_market: SimMarketConfig = msgspec.field(default_factory=SimMarketConfig)
+    features: FeaturesConfig = msgspec.field(default_factory=FeaturesConfig)
     strategies: list[StrategyConfig] = msgspec.field(default_factory=list)
     # Set by the loader, never read from the file: where the file was, to resolve relative paths.
     config_path: str = ""

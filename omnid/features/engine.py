@@ -14,6 +14,7 @@ from typing import Any
 from omnid.errors import ConfigError, DataError
 from omnid.features.bars import BarBuilder, format_interval, parse_interval
 from omnid.features.book import LocalBook
+from omnid.features.config import FeaturesConfig
 from omnid.features.indicators import BookImbalance, Correlation, Indicator
 from omnid.features.spec import IndicatorSpec, parse_item, parse_spec
 from omnid.model import Bar, BookDelta, BookSnapshot, Instrument, Quote, Trade
@@ -124,6 +125,15 @@ class FeatureEngine:
         self.completed: list[Bar] = []
         for ins in instruments:
             self.add_instrument(ins)
+
+    @classmethod
+    def from_config(cls, cfg: FeaturesConfig, instruments: Iterable[Instrument]) -> FeatureEngine:
+        """An engine with ``cfg.indicators`` set up on every instrument."""
+        engine = cls(instruments, book_levels=cfg.book_levels)
+        for iid in engine.instruments:
+            for source, spec in cfg.indicators.items():
+                engine.ensure_all(iid, spec, source)
+        return engine
 
     # ---------------------------------------------------------------------------------------------
     # Set-up
