@@ -8,12 +8,12 @@ from typing import Any
 
 import msgspec
 import pytest
-
 from omnid.calendar import NSE_EQUITY, to_ns
 from omnid.clock import SimClock
 from omnid.model import Instrument, IntentAction, OrderIntent, OrderType, Side
 from omnid.ports import ListRecorder
 from omnid.risk import RiskConfig, RiskDenial, RiskGate
+
 from tests.risk.fakes import FakePortfolio, fill_for, order_for
 
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from omnid.calendar import to_ns
 from omnid.errors import ConfigError
 from omnid.model import Instrument, IntentAction, OrderIntent, OrderType, Side
 from omnid.risk import RiskDenial, RiskGate, RiskHaltEvent
+
 from tests.risk.conftest import (
     IST,
     Harness,
@@ -21,6 +21,7 @@ from tests.risk.conftest import (
     limit_sell,
     sell,
 )
+from tests.risk.fakes import order_for
 
 # -- sanity ------------------------------------------------------------------------------------------
 
@@ -175,7 +176,7 @@ def test_entry_cutoff_boundary_and_exits_pass() -> None:
 
 
 def test_unknown_calendar_in_cutoff_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="entry_cutoff.lse"):
+    with pytest.raises(ConfigError, match=r"entry_cutoff\.lse"):
         Harness(entry_cutoff={"lse": "15:00"})
 
 
@@ -197,7 +198,6 @@ def test_max_positions_boundary() -> None:
 def test_max_positions_counts_orders_in_flight() -> None:
     h = Harness(sizing={"mode": "fixed"}, max_open_positions=1)
     out = approved(h.check(buy("AAA.SIM", 1), 100.0))
-    from tests.risk.fakes import order_for
 
     order = order_for(out)
     h.gate.on_order_open(order)
@@ -240,7 +240,6 @@ def test_gross_exposure_cap_boundary() -> None:
 
 def test_gross_cap_counts_orders_in_flight() -> None:
     h = Harness(sizing={"mode": "fixed"}, max_gross_exposure=1000.0)
-    from tests.risk.fakes import order_for
 
     out = approved(h.check(buy("AAA.SIM", 6), 100.0))
     h.gate.on_order_open(order_for(out))
@@ -346,7 +345,6 @@ def test_rate_limit_never_blocks_an_exit() -> None:
 
 
 def test_duplicate_while_open_then_allowed_after_close(h: Harness) -> None:
-    from tests.risk.fakes import order_for
 
     out = approved(h.check(buy(qty=1), 100.0))
     order = order_for(out)
@@ -372,7 +370,6 @@ def test_duplicate_window_boundary() -> None:
 
 
 def test_reversal_close_then_open_is_not_a_duplicate(h: Harness) -> None:
-    from tests.risk.fakes import order_for
 
     h.execute(buy(qty=10), 100.0)
     c = approved(h.check(close(Side.SELL), 100.0))
@@ -394,7 +391,6 @@ def test_close_is_sized_to_the_position_and_never_flips(h: Harness) -> None:
 
 
 def test_close_counts_a_close_already_in_flight(h: Harness) -> None:
-    from tests.risk.fakes import order_for
 
     h.execute(buy(qty=5), 100.0)
     first = approved(h.check(close(Side.SELL), 100.0))
@@ -423,6 +419,7 @@ def test_instrument_mapping_is_copied() -> None:
     from omnid.clock import SimClock
     from omnid.ports import NullRecorder
     from omnid.risk import RiskConfig
+
     from tests.risk.fakes import FakePortfolio
 
     g = RiskGate(RiskConfig(), clock=SimClock(0), portfolio=FakePortfolio(1000.0, inst),
