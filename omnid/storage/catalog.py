@@ -216,6 +216,16 @@ def _builtin() -> dict[type[Any], TableSpec]:
     }
 
 
+def _derived_bars() -> TableSpec:
+    md = _builtin()[Bar]
+    return TableSpec("derived", "bars", md.columns, md.key, md.row, ts_column="ts_open")
+
+
+#: Bars built from stored trades (``omnid data bars``): same shape as ``md.bars``, kept apart from
+#: the venue's own bars.
+DERIVED_BARS = _derived_bars()
+
+
 class Catalog:
     """The mapping in force. One process-wide instance (:data:`CATALOG`); tests may build their own."""
 
@@ -223,6 +233,7 @@ class Catalog:
         self._by_type: dict[type[Any], TableSpec] = _builtin()
         self._by_name: dict[str, TableSpec] = {s.full_name: s for s in self._by_type.values()}
         self._by_name[GENERIC.full_name] = GENERIC
+        self._by_name[DERIVED_BARS.full_name] = DERIVED_BARS
 
     def register(self, struct_type: type[Any], spec: TableSpec) -> None:
         """Record ``struct_type`` into ``spec``'s table (created at start-up if missing)."""

@@ -1,0 +1,289 @@
+"""PostgreSQL through asyncpg: binary COPY, day partitions for ticks, versioned migrations.
+
+Writing a fresh batch is one binary ``COPY`` straight into the table (PostgreSQL routes tick rows
+to their day partition). That is safe because the natural key makes a duplicate fail loudly
+rather than store twice: if the COPY meets a row already stored (a venue re-sent a trade), or the
+batch is a replay from the spool (an earlier attempt may or may not have committed), the rows go
+through the idempotent path instead: ``COPY`` into a per-connection temporary staging table, then
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into the table, in one transaction.
+
+Rows stream to the server from an async generator that yields the loop every ``slice_s``, so a
+large COPY never holds the event loop for long. Timestamps are bigint nanoseconds: no
+``datetime`` is built per row.
+
+Anything that means "the server is not there" (refused, reset, timed out, connection lost) becomes
+:class:`TransientError` so the flusher spools and retries; the connection is dropped and made
+again on the next :meth:`ping`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from importlib import resources
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+
+from omnid.errors import StorageError, TransientError
+from omnid.storage.catalog import CATALOG, GROUPS, Catalog, Row, TableSpec
+from omnid.storage.ddl import pg_create, pg_schema
+from omnid.storage.sinks.base import Batch
+
+log = logging.getLogger("omnid.storage")
+
+DAY_NS = 86_400_000_000_000
+_MIGRATION_LOCK = 0x6F6D6E6964  # advisory lock key ("omnid"): one migrator at a time
+
+#: Errors that say the server is unreachable or the connection is gone.
+_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """``(version, name, sql)`` of every packaged migration, in order."""
+    root = resources.files("omnid.storage") / "migrations" / "postgres"
+    out = []
+    for entry in root.iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:4].isdigit():
+            out.append((int(name[:4]), name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def render(sql: str, prefix: str) -> str:
+    for g in GROUPS:
+        sql = sql.replace("{" + g + "}", f'"{pg_schema(prefix, g)}"')
+    return sql
+
+
+async def migrate(conn: asyncpg.Connection, prefix: str = "") -> list[int]:
+    """Apply every migration not yet applied; return the versions applied now."""
+    meta = f'"{prefix}meta"'
+    applied_now: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {meta}")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {meta}.schema_migrations (version int PRIMARY KEY, "
+            "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r[0] for r in await conn.fetch(f"SELECT version FROM {meta}.schema_migrations")}
+        for version, name, sql in migrations():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(render(sql, prefix))
+                await conn.execute(
+                    f"INSERT INTO {meta}.schema_migrations (version, name) VALUES ($1, $2)", version, name
+                )
+            applied_now.append(version)
+            log.info("postgres: applied migration %s", name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied_now
+
+
+def day_of(ts_ns: int) -> int:
+    return ts_ns // DAY_NS
+
+
+def partition_name(spec: TableSpec, day: int) -> str:
+    return f"{spec.name}_p{time.strftime('%Y%m%d', time.gmtime(day * 86_400))}"
+
+
+class PostgresSink:
+    """One connection, used by one flusher worker at a time."""
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema_prefix: str = "",
+        migrate_on_start: bool = True,
+        timeout_s: float = 10.0,
+        partitions_ahead_days: int = 2,
+        slice_s: float = 0.0005,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.prefix = schema_prefix
+        self.migrate_on_start = migrate_on_start
+        self.timeout_s = timeout_s
+        self.ahead = partitions_ahead_days
+        self.slice_s = slice_s
+        self.catalog = catalog or CATALOG
+        self._conn: asyncpg.Connection | None = None
+        self._tables: list[TableSpec] = []
+        self._ready: set[str] = set()  # tables known to exist
+        self._days: dict[str, set[int]] = {}  # partitioned table → days with a partition
+        self._staging: set[str] = set()  # staging tables made on the current connection
+        self.copies = 0
+        self.upserts = 0
+
+    def qualified(self, spec: TableSpec) -> str:
+        return f'"{pg_schema(self.prefix, spec.group)}"."{spec.name}"'
+
+    async def _connect(self) -> asyncpg.Connection:
+        if self._conn is not None and not self._conn.is_closed():
+            return self._conn
+        try:
+            conn = await asyncpg.connect(self.dsn, timeout=self.timeout_s, command_timeout=self.timeout_s)
+        except _DOWN as exc:
+            raise TransientError(f"postgres: cannot connect: {exc!r}") from exc
+        except asyncpg.InvalidAuthorizationSpecificationError as exc:
+            raise StorageError(f"postgres: login refused: {exc}") from exc
+        self._conn = conn
+        self._staging = set()
+        return conn
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+    async def start(self, tables: list[TableSpec]) -> None:
+        self._tables = tables
+        conn = await self._connect()
+        try:
+            if self.migrate_on_start:
+                await migrate(conn, self.prefix)
+            for spec in tables:
+                await self._ensure_table(conn, spec)
+            today = day_of(time.time_ns())
+            for spec in tables:
+                if spec.partition_ts:
+                    await self._ensure_days(conn, spec, range(today, today + self.ahead + 1))
+        except _DOWN as exc:
+            await self._drop()
+            raise TransientError(f"postgres: lost during start-up: {exc!r}") from exc
+
+    async def _ensure_table(self, conn: asyncpg.Connection, spec: TableSpec) -> None:
+        if spec.full_name in self._ready:
+            return
+        schema = pg_schema(self.prefix, spec.group)
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        for stmt in pg_create(spec, schema):
+            await conn.execute(stmt)
+        self._ready.add(spec.full_name)
+
+    async def _ensure_days(self, conn: asyncpg.Connection, spec: TableSpec, days: Iterable[int]) -> None:
+        have = self._days.setdefault(spec.full_name, set())
+        schema = pg_schema(self.prefix, spec.group)
+        for day in sorted(set(days) - have):
+            part = partition_name(spec, day)
+            lo, hi = day * DAY_NS, (day + 1) * DAY_NS
+            await conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{schema}"."{part}" PARTITION OF {self.qualified(spec)} '
+                f"FOR VALUES FROM ({lo}) TO ({hi})"
+            )
+            have.add(day)
+
+    async def _stream(self, rows: list[Row]) -> AsyncIterator[Row]:
+        """Rows for COPY, giving the loop back whenever a slice's time is used up."""
+        perf = time.perf_counter
+        start = perf()
+        slice_s = self.slice_s
+        n = len(rows)
+        for i in range(0, n, 512):
+            for r in rows[i : i + 512]:
+                yield r
+            if perf() - start >= slice_s:
+                await asyncio.sleep(0)
+                start = perf()
+
+    async def _copy(self, conn: asyncpg.Connection, spec: TableSpec, rows: list[Row]) -> None:
+        await conn.copy_records_to_table(
+            spec.name, schema_name=pg_schema(self.prefix, spec.group), columns=spec.column_names,
+            records=self._stream(rows), timeout=self.timeout_s,
+        )
+
+    async def _upsert(self, conn: asyncpg.Connection, spec: TableSpec, rows: list[Row]) -> None:
+        stg = f"stg_{spec.group}_{spec.name}"
+        cols = ", ".join(f'"{c}"' for c in spec.column_names)
+        async with conn.transaction():
+            if stg not in self._staging:
+                await conn.execute(
+                    f'CREATE TEMP TABLE IF NOT EXISTS "{stg}" (LIKE {self.qualified(spec)}) '
+                    "ON COMMIT DELETE ROWS"
+                )
+                self._staging.add(stg)
+            await conn.copy_records_to_table(stg, columns=spec.column_names, records=self._stream(rows),
+                                             timeout=self.timeout_s)
+            await conn.execute(
+                f"INSERT INTO {self.qualified(spec)} ({cols}) "
+                f'SELECT {cols} FROM "{stg}" ON CONFLICT DO NOTHING'
+            )
+        self.upserts += 1
+
+    async def write(self, batch: Batch, rows: list[Row]) -> None:
+        if not rows:
+            return
+        spec = batch.spec
+        conn = await self._connect()
+        try:
+            await self._ensure_table(conn, spec)
+            for attempt in range(2):
+                try:
+                    if batch.replay:
+                        await self._upsert(conn, spec, rows)
+                    else:
+                        try:
+                            await self._copy(conn, spec, rows)
+                            self.copies += 1
+                        except asyncpg.UniqueViolationError:
+                            await self._upsert(conn, spec, rows)
+                    return
+                except asyncpg.CheckViolationError as exc:
+                    if attempt or not spec.partition_ts or "no partition" not in str(exc):
+                        raise
+                    col = spec.column_names.index(spec.partition_ts)
+                    await self._ensure_days(conn, spec, {day_of(r[col]) for r in rows})
+                except asyncpg.UndefinedTableError:
+                    if attempt:
+                        raise
+                    self._ready.discard(spec.full_name)
+                    self._staging.clear()
+                    await self._ensure_table(conn, spec)
+        except _DOWN as exc:
+            await self._drop()
+            raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
+        except asyncpg.PostgresError as exc:
+            raise StorageError(f"postgres: {spec.full_name}: {exc}", table=spec.full_name) from exc
+        except (ValueError, TypeError, OverflowError) as exc:  # a row asyncpg cannot encode
+            raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}", table=spec.full_name) from exc
+
+    async def ping(self) -> None:
+        conn = await self._connect()
+        try:
+            await conn.fetchval("SELECT 1", timeout=self.timeout_s)
+            if not self._ready and self._tables:
+                await self.start(self._tables)
+        except _DOWN as exc:
+            await self._drop()
+            raise TransientError(f"postgres: not answering: {exc!r}") from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Run a read on the sink's connection (queries and tests)."""
+        conn = await self._connect()
+        return list(await conn.fetch(sql, *args))
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), self.timeout_s)
+            except (*_DOWN, asyncpg.PostgresError):
+                conn.terminate()
