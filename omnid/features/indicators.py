@@ -41,6 +41,9 @@ NAN = math.nan
 
 #: Windowed indicators recompute their running sums from the ring at least this often.
 RESUM_EVERY = 4096
+#: A windowed sum of squares that falls below this fraction of its previous value in one update
+#: (a spike leaving the window) lost digits to cancellation, so it is recomputed from the ring.
+CANCEL_RATIO = 1e-3
 
 
 def _period(name: str, value: int, minimum: int = 1) -> int:
@@ -238,8 +241,9 @@ class MACD(Indicator):
 class WindowStats:
     """Mean and sum of squared deviations over the last ``period`` inputs (sliding Welford).
 
-    Numerically sound where the textbook ``E[x²] - E[x]²`` cancels catastrophically, and resummed
-    exactly from the ring every :data:`RESUM_EVERY` updates so error cannot build up.
+    Numerically sound where the textbook ``E[x²] - E[x]²`` cancels catastrophically; resummed
+    exactly from the ring every :data:`RESUM_EVERY` updates so error cannot build up, and at once
+    when a spike leaving the window would otherwise leave its rounding error behind.
     """
 
     __slots__ = ("_ring", "_since", "m2", "mean", "period")
@@ -266,8 +270,11 @@ class WindowStats:
             old = ring.push(x)
             mean = self.mean
             new_mean = mean + (x - old) / self.period
-            self.m2 += (x - old) * (x - new_mean + old - mean)
+            m2 = self.m2
+            self.m2 = m2 + (x - old) * (x - new_mean + old - mean)
             self.mean = new_mean
+            if self.m2 < m2 * CANCEL_RATIO:  # a large value left: the update cancelled badly
+                self._resum()
         self._since += 1
         if self._since >= RESUM_EVERY:
             self._resum()
@@ -452,11 +459,15 @@ class Correlation(Indicator):
             dy = y - my1
             mx = mx1 + dx / n
             my = my1 + dy / n
+            sx0 = self._sx
+            sy0 = self._sy
             self._sx = sx + dx * (x - mx)
             self._sy = sy + dy * (y - my)
             self._cxy = cxy + dx * (y - my)
             self._mx = mx
             self._my = my
+            if self._sx < sx0 * CANCEL_RATIO or self._sy < sy0 * CANCEL_RATIO:
+                self._since = RESUM_EVERY  # resum now: a spike left the window
         else:
             rx.push(x)
             self._ry.push(y)

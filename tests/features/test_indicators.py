@@ -1,0 +1,201 @@
+"""Each indicator against TA-Lib (to 1e-9 relative after warm-up) or a plain numpy reference."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import talib
+from omnid.errors import ConfigError
+from omnid.features import (
+    ATR,
+    EMA,
+    MACD,
+    RSI,
+    SMA,
+    BBands,
+    BookImbalance,
+    Correlation,
+    Momentum,
+    RealisedVol,
+    RollingVWAP,
+)
+
+from tests.features.series import Series, flat, gaps, gbm, jump
+
+SERIES: dict[str, Callable[[], Series]] = {"gbm": gbm, "flat": flat, "gaps": gaps, "jump": jump}
+
+
+def assert_parity(ours: np.ndarray, ref: np.ndarray, rtol: float = 1e-9) -> None:
+    """Same warm-up (NaN where the reference is NaN) and equal to ``rtol`` of the series' scale."""
+    assert ours.shape == ref.shape
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+    m = ~np.isnan(ref)
+    assert m.any()
+    scale = float(np.max(np.abs(ref[m]))) or 1.0
+    np.testing.assert_allclose(ours[m], ref[m], rtol=rtol, atol=rtol * scale)
+
+
+def run(ind: object, *cols: np.ndarray, attrs: tuple[str, ...] = ("value",)) -> list[np.ndarray]:
+    n = len(cols[0])
+    out = [np.full(n, np.nan) for _ in attrs]
+    upd = ind.update  # type: ignore[attr-defined]
+    for i in range(n):
+        upd(*(float(c[i]) for c in cols))
+        if ind.ready:  # type: ignore[attr-defined]
+            for o, a in zip(out, attrs, strict=True):
+                o[i] = getattr(ind, a)
+    return out
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("period", [1, 2, 10, 30])
+def test_sma_ema(series: str, period: int) -> None:
+    s = SERIES[series]()
+    assert_parity(run(SMA(period), s.close)[0], talib.SMA(s.close, period))
+    assert_parity(run(EMA(period), s.close)[0], talib.EMA(s.close, period))
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("period", [2, 14, 30])
+def test_rsi_wilder(series: str, period: int) -> None:
+    """RSI: simple-mean seed over the first `period` changes, then Wilder smoothing; flat = 0."""
+    s = SERIES[series]()
+    assert_parity(run(RSI(period), s.close)[0], talib.RSI(s.close, period))
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("period", [1, 14, 30])
+def test_atr_wilder(series: str, period: int) -> None:
+    s = SERIES[series]()
+    ours = run(ATR(period), s.high, s.low, s.close)[0]
+    assert_parity(ours, talib.ATR(s.high, s.low, s.close, period))
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("params", [(12, 26, 9), (3, 6, 2), (5, 5, 1), (8, 21, 5)])
+def test_macd_alignment(series: str, params: tuple[int, int, int]) -> None:
+    """The fast EMA is seeded where the slow one is (TA-Lib's MACD alignment)."""
+    s = SERIES[series]()
+    ours = run(MACD(*params), s.close, attrs=("value", "signal", "hist"))
+    for o, r in zip(ours, talib.MACD(s.close, *params), strict=True):
+        assert_parity(o, r)
+
+
+@pytest.mark.parametrize("series", SERIES)
+@pytest.mark.parametrize("period,k", [(20, 2.0), (5, 1.5), (2, 3.0)])
+def test_bbands_population_stdev(series: str, period: int, k: float) -> None:
+    s = SERIES[series]()
+    ours = run(BBands(period, k), s.close, attrs=("upper", "middle", "lower"))
+    for o, r in zip(ours, talib.BBANDS(s.close, period, k, k, 0), strict=True):
+        assert_parity(o, r)
+
+
+def test_bbands_exact_after_enormous_spike() -> None:
+    """A x1e6 print leaving the window must not leave its rounding error in the band width."""
+    c = gbm(300, seed=2).close.copy()
+    c[100] *= 1e6
+    ours = run(BBands(20, 2.0), c, attrs=("upper", "middle"))
+    ref_sd = np.array([np.std(c[i - 19 : i + 1]) if i >= 19 else np.nan for i in range(len(c))])
+    width = (ours[0] - ours[1]) / 2.0
+    np.testing.assert_allclose(width[130:], ref_sd[130:], rtol=1e-9)
+
+
+@pytest.mark.parametrize("series", ["gbm", "gaps", "jump"])
+def test_correlation_against_talib_correl(series: str) -> None:
+    a = SERIES[series]().close
+    b = gbm(len(a), seed=11).close * 0.3 + a * 0.7
+    corr = Correlation("B", 20)
+    out = np.full(len(a), np.nan)
+    for i in range(len(a)):
+        corr.update_a(i, float(a[i]))
+        corr.update_b(i, float(b[i]))
+        if corr.ready:
+            out[i] = corr.value
+    ra = np.r_[np.nan, a[1:] / a[:-1] - 1]
+    rb = np.r_[np.nan, b[1:] / b[:-1] - 1]
+    assert_parity(out, talib.CORREL(ra, rb, 20))
+
+
+def test_correlation_pairs_only_equal_timestamps() -> None:
+    """Returns pair on equal ts; a side's lone input only moves its previous price."""
+    c = Correlation("B", 2)
+    c.update_a(0, 100.0)
+    c.update_b(0, 50.0)
+    c.update_a(1, 101.0)
+    c.update_a(2, 102.0)  # B has no ts=1 input: A's ts=1 return is dropped
+    c.update_b(2, 51.0)
+    c.update_a(3, 100.0)
+    c.update_b(3, 52.0)
+    assert c.ready
+    ra = [102 / 101 - 1, 100 / 102 - 1]
+    rb = [51 / 50 - 1, 52 / 51 - 1]
+    assert c.value == pytest.approx(float(np.corrcoef(ra, rb)[0, 1]), rel=1e-12)
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_realised_vol(series: str) -> None:
+    """Sample stdev (ddof=1) of the last N log returns, times the annualisation factor."""
+    s = SERIES[series]()
+    scale = math.sqrt(252)
+    ours = run(RealisedVol(20, scale), s.close)[0]
+    r = np.diff(np.log(s.close))
+    ref = np.full(len(s.close), np.nan)
+    for i in range(20, len(s.close)):
+        ref[i] = np.std(r[i - 20 : i], ddof=1) * scale
+    assert_parity(ours, ref)
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_rolling_vwap(series: str) -> None:
+    s = SERIES[series]()
+    ours = run(RollingVWAP(15), s.close, s.volume)[0]
+    pv = np.convolve(s.close * s.volume, np.ones(15), "valid")
+    v = np.convolve(s.volume, np.ones(15), "valid")
+    ref = np.r_[np.full(14, np.nan), pv / v]
+    assert_parity(ours, ref)
+
+
+@pytest.mark.parametrize("series", SERIES)
+def test_momentum_score(series: str) -> None:
+    s = SERIES[series]()
+    n = 10
+    ours = run(Momentum(n), s.close, s.volume)[0]
+    c, v = s.close, s.volume
+    ref = np.full(len(c), np.nan)
+    for i in range(n, len(c)):
+        ref[i] = abs(c[i] - c[i - n]) / c[i - n] * 100 * v[i - n + 1 : i + 1].sum()
+    assert_parity(ours, ref)
+
+
+def test_book_imbalance_top_levels() -> None:
+    obi = BookImbalance(2)
+    obi.update_sizes([3.0, 1.0, 100.0], [1.0, 1.0])
+    assert obi.value == pytest.approx((4 - 2) / 6)
+    obi.update_sizes([], [])
+    assert obi.value == 0.0
+    obi.update_quote(1.0, 3.0)
+    assert obi.value == pytest.approx(-0.5)
+
+
+def test_long_stream_has_no_drift() -> None:
+    """After many resums the windowed sums still equal a fresh computation."""
+    c = gbm(20_000, seed=9, vol=0.001).close
+    sma = SMA(50)
+    bb = BBands(50, 2.0)
+    for x in c.tolist():
+        sma.update(x)
+        bb.update(x)
+    assert sma.value == pytest.approx(float(np.mean(c[-50:])), rel=1e-13)
+    assert bb.upper - bb.middle == pytest.approx(2 * float(np.std(c[-50:])), rel=1e-10)
+
+
+def test_bad_parameters_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="period must be an integer >= 1"):
+        SMA(0)
+    with pytest.raises(ConfigError, match="must not exceed slow"):
+        MACD(26, 12, 9)
+    with pytest.raises(ConfigError, match="width must be a positive number"):
+        BBands(20, float("nan"))
