@@ -56,6 +56,11 @@ class ClientOrderIds:
         self._next = seq + 1
         return f"{self.session}-{strategy_tag(strategy_id)}-{seq}"
 
+    def skip_past(self, sequence: int) -> None:
+        """Never hand out ``sequence`` or anything below it."""
+        if sequence >= self._next:
+            self._next = sequence + 1
+
     def observe(self, client_order_id: str) -> bool:
         """Resume past ``client_order_id`` if it is one of this session's; True when it was."""
         parsed = parse_client_order_id(client_order_id)

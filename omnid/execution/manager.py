@@ -128,6 +128,8 @@ class OrderManager:
         except RejectedError as exc:
             self._reject(order, now, str(exc), IssueKind.NO_ROUTE)
             return order
+        # Journaled as SUBMITTED: the state the venue's updates and fills then apply to on replay.
+        order.transition(OrderStatus.SUBMITTED, now)
         if self.journal is not None:
             try:
                 self.journal.append(order)
@@ -135,7 +137,6 @@ class OrderManager:
                 log.error("journal append failed for %s: %s", order.client_order_id, exc)
                 self._reject(order, now, f"journal failed: {exc}", IssueKind.JOURNAL_FAILED)
                 return order
-        order.transition(OrderStatus.SUBMITTED, now)
         self._open[order.client_order_id] = order
         self._record_order(order)
         self._notify_order(order)
@@ -200,10 +201,11 @@ class OrderManager:
     # ---------------------------------------------------------------------------------------------
     # Restart
 
-    def resume(self, orders: Iterable[Order]) -> int:
+    def resume(self, orders: Iterable[Order], *, last_seq: int = 0) -> int:
         """Take back the orders of a journal (latest state of each): the id sequence continues past
-        them and the open ones are tracked again, so their fills and updates reconcile. Returns
-        how many are open."""
+        them (and past ``last_seq``, the journal's highest sequence) and the open ones are tracked
+        again, so their fills and updates reconcile. Returns how many are open."""
+        self.ids.skip_past(last_seq)
         for order in orders:
             self.ids.observe(order.client_order_id)
             self._orders[order.client_order_id] = order
@@ -219,6 +221,8 @@ class OrderManager:
     def on_order_update(self, update: OrderUpdate) -> None:
         if self._recording:
             self.recorder.record(update)
+        if self.journal is not None:
+            self._journal_after(update, update.client_order_id)
         order = self._orders.get(update.client_order_id)
         if order is None:
             self._issue(
@@ -279,6 +283,8 @@ class OrderManager:
         self._remember_fill(fid)
         if self._recording:
             self.recorder.record(fill)
+        if self.journal is not None:
+            self._journal_after(fill, fill.client_order_id)
         if order is not None:
             try:
                 order.apply_fill(fill.qty, fill.price, fill.ts_event)
@@ -300,6 +306,15 @@ class OrderManager:
                 log.exception("fill listener failed on %s", fid)
 
     # ---------------------------------------------------------------------------------------------
+
+    def _journal_after(self, item: OrderUpdate | Fill, client_order_id: str) -> None:
+        """Journal what the venue said (after the fact: a failure is recorded, not fatal here,
+        since the venue remains the second source of truth for its own reports)."""
+        assert self.journal is not None
+        try:
+            self.journal.append(item)
+        except Exception as exc:
+            self._issue(IssueKind.JOURNAL_FAILED, client_order_id, f"journal failed: {exc}")
 
     def _remember_fill(self, fill_id: str) -> None:
         self._fill_ids.add(fill_id)
