@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omnid.clock import SimClock
-from omnid.model import Instrument, Side
+from omnid.model import Instrument, OrderType, Side
 from omnid.ports import ListRecorder
 from omnid.risk import RiskConfig, RiskGate
 from omnid.risk.rules import Rounder
@@ -99,7 +99,7 @@ def test_all_in_exact_fit() -> None:
 
 def test_all_in_sizes_on_the_limit_price() -> None:
     h = Harness(cash=10_000.0, sizing={"mode": "all_in"})
-    out = approved(h.check(buy("AAA.SIM", order_type="limit", limit_price=50.0), 100.0))
+    out = approved(h.check(buy("AAA.SIM", order_type=OrderType.LIMIT, limit_price=50.0), 100.0))
     assert out.qty == 200.0
 
 
