@@ -55,6 +55,11 @@ API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 
 
+def _text(obj: Any) -> str:
+    """JSON for a WebSocket *text* frame (Binance sends JSON as text frames)."""
+    return msgspec.json.encode(obj).decode()
+
+
 def _d(x: Decimal | float | str) -> str:
     return f"{Decimal(str(x)):.8f}"
 
@@ -195,9 +200,9 @@ class BinancePeer:
                 if req.get("method") == "SUBSCRIBE":
                     subs.update(req.get("params", []))
                     self.subscribe_requests.append(list(req.get("params", [])))
-                    await ws.send_bytes(msgspec.json.encode({"result": None, "id": req.get("id")}))
+                    await ws.send_str(_text({"result": None, "id": req.get("id")}))
                 elif req.get("method") == "LIST_SUBSCRIPTIONS":
-                    await ws.send_bytes(msgspec.json.encode({"result": sorted(subs), "id": req.get("id")}))
+                    await ws.send_str(_text({"result": sorted(subs), "id": req.get("id")}))
         finally:
             if entry in self.stream_clients:
                 self.stream_clients.remove(entry)
@@ -270,7 +275,7 @@ class BinancePeer:
     async def server_shutdown(self) -> None:
         await self.push("!serverShutdown", {"e": "serverShutdown", "E": self.now_ms()})
         for ws in list(self.api_clients):
-            await ws.send_bytes(msgspec.json.encode({"event": {"e": "serverShutdown", "E": self.now_ms()}}))
+            await ws.send_str(_text({"event": {"e": "serverShutdown", "E": self.now_ms()}}))
 
     async def drop_streams(self) -> None:
         """Cut every market-data connection (as a network fault would)."""
@@ -485,7 +490,7 @@ class BinancePeer:
         for ws in list(self.api_clients):
             sub = getattr(ws, "_omnid_sub", None)
             if sub is not None and not ws.closed:
-                ws_send = ws.send_bytes(msgspec.json.encode({"subscriptionId": sub, "event": report}))
+                ws_send = ws.send_str(_text({"subscriptionId": sub, "event": report}))
                 asyncio.get_running_loop().create_task(ws_send)
 
     # ---------------------------------------------------------------------------------------------
@@ -503,7 +508,7 @@ class BinancePeer:
                 req = msgspec.json.decode(msg.data)
                 rid, method, params = req.get("id"), req.get("method"), req.get("params", {})
                 if method != "userDataStream.subscribe.signature":
-                    await ws.send_bytes(msgspec.json.encode({
+                    await ws.send_str(_text({
                         "id": rid, "status": 400, "error": {"code": -1100, "msg": f"Unknown method {method}"}}))
                     continue
                 payload = "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature")
@@ -517,12 +522,12 @@ class BinancePeer:
                 else:
                     sub = next(self._sub_ids)
                     ws._omnid_sub = sub  # type: ignore[attr-defined]
-                    await ws.send_bytes(msgspec.json.encode({
+                    await ws.send_str(_text({
                         "id": rid, "status": 200, "result": {"subscriptionId": sub},
                         "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
                                         "intervalNum": 1, "limit": self.weight_limit, "count": 2}]}))
                     continue
-                await ws.send_bytes(msgspec.json.encode({"id": rid, "status": 400, "error": err}))
+                await ws.send_str(_text({"id": rid, "status": 400, "error": err}))
         finally:
             if ws in self.api_clients:
                 self.api_clients.remove(ws)
