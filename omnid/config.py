@@ -31,6 +31,7 @@ from omnid.ops.config import AdminConfig, AlertsConfig, HttpConfig, LoggingConfi
 from omnid.risk.config import RiskConfig
 from omnid.storage.config import StorageConfig
 from omnid.strategies.config import StrategyConfig
+from omnid.venues.paper.config import PaperConfig
 from omnid.venues.sim.config import SimMarketConfig
 
 ENV_PREFIX = "OMNID__"
@@ -85,6 +86,7 @@ class OmnidConfig(Section):
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     sim_market: SimMarketConfig = msgspec.field(default_factory=SimMarketConfig)
     features: FeaturesConfig = msgspec.field(default_factory=FeaturesConfig)
+    paper: PaperConfig = msgspec.field(default_factory=PaperConfig)
     strategies: list[StrategyConfig] = msgspec.field(default_factory=list)
     # Set by the loader, never read from the file: where the file was, to resolve relative paths.
     config_path: str = ""
