@@ -131,8 +131,10 @@ class RiskGate:
             config.exits.stop_loss_pct or config.exits.take_profit_pct or config.exits.trailing_stop_pct
         )
         self._orders: dict[str, _Pending] = {}
-        self._pend_qty: dict[str, float] = {}
-        self._pend_px: dict[str, float] = {}
+        # Orders in flight per instrument: [buy leaves, sell leaves]. Limits assume the worst
+        # outcome (every order on the side that grows the position fills, every other does not).
+        self._pend: dict[str, list[float]] = {}
+        self._px: dict[str, float] = {}
         self._emit: Emit | None = None
         self.approvals = 0
         self.denials = 0
@@ -220,7 +222,14 @@ class RiskGate:
             return denial
 
         ref = limit if limit is not None else last_price
-        before = self._pf.position_qty(iid) + self._pend_qty.get(iid, 0.0)
+        pos = self._pf.position_qty(iid)
+        pend = self._pend.get(iid)
+        if pend is None:
+            before = opposite = pos
+        elif sign > 0:
+            before, opposite = pos + pend[0], pos - pend[1]
+        else:
+            before, opposite = pos - pend[1], pos + pend[0]
         auto = qty == 0.0
         if opening:
             if auto:
@@ -239,12 +248,12 @@ class RiskGate:
         qty = rounder.qty(qty)
 
         if opening and qty > 0.0:
-            if self.max_positions.limit and abs(before) <= QTY_EPS:
+            if self.max_positions.limit and pend is None and abs(pos) <= QTY_EPS:
                 v = self.max_positions.check(self._projected_positions())
                 if v is not None:
                     return self._deny(intent, v, now)
             if self.exposure.has_symbol or self.exposure.has_gross:
-                capped = self._cap_exposure(iid, inst, sign, before, qty, ref, auto, rounder)
+                capped = self._cap_exposure(iid, inst, sign, before, opposite, qty, ref, auto, rounder)
                 if isinstance(capped, tuple):
                     return self._deny(intent, capped, now)
                 qty = capped
@@ -258,6 +267,7 @@ class RiskGate:
         self.rate.approved(now)
         self.duplicate.approved(key, now)
         self.approvals += 1
+        self._px[iid] = ref
         out = _replace(intent, qty=qty, limit_price=limit, stop_price=stop)
         if opening and (self._plans_exits or intent.stop_loss is not None or intent.take_profit is not None):
             self.exits.plan(out)
@@ -269,15 +279,21 @@ class RiskGate:
         inst: Instrument,
         sign: int,
         before: float,
+        opposite: float,
         qty: float,
         price: float,
         auto: bool,
         rounder: Rounder,
     ) -> float | Verdict:
-        """The quantity after the symbol and gross caps: denied if explicit and over, else shrunk."""
+        """The quantity after the symbol and gross caps: denied if explicit and over, else shrunk.
+
+        ``before`` is the position if every order in flight on this order's side fills, ``opposite``
+        if every one on the other side does: an order that does not push the worst case further
+        out (a reduction) is not capped.
+        """
         after = before + sign * qty
-        if abs(after) <= abs(before) + QTY_EPS:
-            return qty  # reduces or keeps exposure: caps do not apply
+        if abs(after) <= max(abs(before), abs(opposite)) + QTY_EPS:
+            return qty
         pm = price * inst.multiplier
         equity = self._pf.equity()
         caps = self.exposure
@@ -304,27 +320,22 @@ class RiskGate:
         return qty
 
     def _pending_gross(self, exclude: str) -> float:
-        """How much the orders in flight (other than on ``exclude``) will add to gross exposure."""
+        """How much orders in flight (other than on ``exclude``) may add to gross exposure, at worst."""
         total = 0.0
-        for iid, pend in self._pend_qty.items():
+        for iid, (pb, ps) in self._pend.items():
             if iid == exclude:
                 continue
             cur = self._pf.position_qty(iid)
-            mult = self._instruments[iid].multiplier
-            total += (abs(cur + pend) - abs(cur)) * self._pend_px.get(iid, 0.0) * mult
+            worst = max(abs(cur + pb), abs(cur - ps))
+            total += (worst - abs(cur)) * self._px.get(iid, 0.0) * self._instruments[iid].multiplier
         return total
 
     def _projected_positions(self) -> int:
-        """Open positions once the orders in flight fill."""
+        """Open positions, plus flat instruments with orders in flight (they may open)."""
         n = self._pf.open_position_count()
-        for iid, pend in self._pend_qty.items():
-            cur = self._pf.position_qty(iid)
-            flat_now = abs(cur) <= QTY_EPS
-            flat_after = abs(cur + pend) <= QTY_EPS
-            if flat_now and not flat_after:
+        for iid in self._pend:
+            if abs(self._pf.position_qty(iid)) <= QTY_EPS:
                 n += 1
-            elif flat_after and not flat_now:
-                n -= 1
         return n
 
     def _deny(self, intent: OrderIntent, verdict: Verdict, now: int) -> RiskDenial:
@@ -352,24 +363,24 @@ class RiskGate:
         coid = order.client_order_id
         if coid in self._orders or not order.is_open:
             return
+        iid = order.instrument_id
+        if iid not in self._instruments:
+            return
         sign = order.side.sign
         leaves = order.leaves_qty
-        key = (order.strategy_id, order.instrument_id, order.side.value, order.action.value)
-        self._orders[coid] = _Pending(order.instrument_id, key, sign, leaves)
-        iid = order.instrument_id
-        self._pend_qty[iid] = self._pend_qty.get(iid, 0.0) + sign * leaves
-        px = order.limit_price if order.limit_price is not None else self._pend_px.get(iid, 0.0)
-        pos = self._pf.position(iid)
-        if not px and pos is not None:
-            px = pos.last_price
-        self._pend_px[iid] = px
+        key = (order.strategy_id, iid, order.side.value, order.action.value)
+        self._orders[coid] = _Pending(iid, key, sign, leaves)
+        self._adjust_pending(iid, sign, leaves)
+        if iid not in self._px:
+            pos = self._pf.position(iid)
+            px = order.limit_price or (pos.last_price if pos is not None else 0.0)
+            self._px[iid] = px
         dup = self.duplicate.open
         dup[key] = dup.get(key, 0) + 1
 
     def note_price(self, instrument_id: str, price: float) -> None:
-        """The reference price for an instrument's orders in flight (for gross projections)."""
-        if instrument_id in self._pend_qty:
-            self._pend_px[instrument_id] = price
+        """The latest price of an instrument (values its orders in flight for the gross cap)."""
+        self._px[instrument_id] = price
 
     def on_fill(self, fill: Fill) -> None:
         """A fill: shrink the order in flight, update managed exits, re-check the loss limits."""
@@ -377,7 +388,7 @@ class RiskGate:
         if p is not None:
             f = min(fill.qty, p.leaves)
             p.leaves -= f
-            self._adjust_pending(p.iid, -p.sign * f)
+            self._adjust_pending(p.iid, p.sign, -f)
             if p.leaves <= QTY_EPS:
                 self._forget(fill.client_order_id)
         self.exits.on_fill(fill)
@@ -394,7 +405,7 @@ class RiskGate:
         if p is None:
             return
         if p.leaves > 0.0:
-            self._adjust_pending(p.iid, -p.sign * p.leaves)
+            self._adjust_pending(p.iid, p.sign, -p.leaves)
         dup = self.duplicate.open
         n = dup.get(p.key, 0) - 1
         if n > 0:
@@ -402,13 +413,14 @@ class RiskGate:
         else:
             dup.pop(p.key, None)
 
-    def _adjust_pending(self, iid: str, delta: float) -> None:
-        v = self._pend_qty.get(iid, 0.0) + delta
-        if abs(v) <= QTY_EPS:
-            self._pend_qty.pop(iid, None)
-            self._pend_px.pop(iid, None)
-        else:
-            self._pend_qty[iid] = v
+    def _adjust_pending(self, iid: str, sign: int, delta: float) -> None:
+        pend = self._pend.get(iid)
+        if pend is None:
+            pend = self._pend[iid] = [0.0, 0.0]
+        side = 0 if sign > 0 else 1
+        pend[side] = max(pend[side] + delta, 0.0)
+        if pend[0] <= QTY_EPS and pend[1] <= QTY_EPS:
+            del self._pend[iid]
 
     # -- halts ------------------------------------------------------------------------------------------
 
