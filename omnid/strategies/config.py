@@ -13,6 +13,7 @@ import msgspec
 
 from omnid.configbase import Section
 from omnid.errors import ConfigError
+from omnid.features.engine import parse_source
 from omnid.strategies.base import decode_params
 from omnid.strategies.registry import known_kinds, strategy_class
 
@@ -26,6 +27,10 @@ class StrategyConfig(Section):
     instruments: list[str]
     params: dict[str, Any] = msgspec.field(default_factory=dict)
     enabled: bool = True
+    #: What the strategy decides on and its features are computed from: "tick" (every trade) or a
+    #: bar interval ("1m", "1h", "1d"); "" = the engine's default (ticks live, the replayed bars'
+    #: interval in a backtest).
+    source: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
@@ -42,6 +47,14 @@ class StrategyConfig(Section):
                 f"strategy {self.name!r}: {self.kind} needs exactly {cls.n_instruments} instruments, "
                 f"got {len(self.instruments)}"
             )
+        if self.source:
+            try:
+                parse_source(self.source)
+            except ConfigError:
+                raise ValueError(
+                    f"strategy {self.name!r}: source must be 'tick' or an interval like '1m', '1h', '1d'; "
+                    f"got {self.source!r}"
+                ) from None
         try:
             decode_params(self.name, self.kind, cls.params_type, self.params)
         except ConfigError as exc:

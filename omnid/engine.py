@@ -1,0 +1,627 @@
+"""The synchronous core's dispatch: one market event in, everything that follows from it, in order.
+
+For a trade::
+
+    paper broker        pending orders fill at this price first (a decision never fills on the
+                        price it was taken on: it fills at the next one)
+    portfolio.mark      positions valued at the new price
+    features            indicators updated (and bars completed from trades)
+    managed exits       stop-loss / take-profit / trailing stop crossings become CLOSE intents
+    strategies          their hooks return intents (reason + numbers)
+    risk gate           each intent approved (sized, rounded) or denied (recorded)
+    order manager       approved intents become journaled orders, routed to the broker
+    recorder            intents, denials, orders and fills are appended (never blocks)
+
+Bars go the same way (a decision on a bar's close fills at the next bar's open); quotes and book
+updates feed the paper broker and the features. Nothing here awaits: the backtester calls
+:meth:`Engine.on_trade` in a plain loop with a :class:`~omnid.clock.SimClock`, the daemon calls
+:meth:`Engine.on_event` from its feed tasks with a :class:`~omnid.clock.LiveClock`.
+
+Speed: everything that can be decided once is decided at :meth:`Engine.start` — per instrument
+the list of strategy hooks to call (only running strategies, only those fed by that event's
+source), the bound methods of the parts — so a tick that changes nothing costs a few dict lookups
+and direct calls. The lists are rebuilt when a strategy is paused, resumed or disabled.
+
+Intents that arise while the paper broker is matching (a strategy's ``on_fill``, a loss-limit
+flatten) are queued and processed right after it, so an order is never added to the broker's
+book in the middle of its own matching loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from omnid.clock import Clock, TimeEvent
+from omnid.config import OmnidConfig
+from omnid.errors import ConfigError, RejectedError
+from omnid.execution.journal import Journal
+from omnid.execution.manager import OrderManager
+from omnid.execution.router import Router
+from omnid.features.engine import TICK, FeatureEngine, parse_source, source_name
+from omnid.model import (
+    Bar,
+    BookDelta,
+    BookSnapshot,
+    Fill,
+    Instrument,
+    MarketEvent,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Quote,
+    Trade,
+)
+from omnid.portfolio import Portfolio
+from omnid.ports import ExecutionClient, Recorder
+from omnid.risk.events import RiskDenial
+from omnid.risk.gate import RiskGate
+from omnid.risk.rules import KillSwitch
+from omnid.strategies.base import (
+    Indicator,
+    Intents,
+    RunState,
+    Strategy,
+    StrategyContext,
+    StrategyRunner,
+    decode_params,
+)
+from omnid.strategies.config import StrategyConfig
+from omnid.strategies.registry import STRATEGY_KINDS, known_kinds
+from omnid.venues.paper.broker import PaperBroker
+from omnid.venues.paper.config import PaperConfig
+
+#: (runner, bound hook) pairs the engine calls for one event.
+Handlers = list[tuple[StrategyRunner, Callable[[Any], Intents]]]
+
+
+class _Features:
+    """A strategy's view of the feature engine: spec items resolve on the strategy's source."""
+
+    __slots__ = ("_engine", "_source")
+
+    def __init__(self, engine: FeatureEngine, source: int) -> None:
+        self._engine = engine
+        self._source = source
+
+    def indicator(self, instrument_id: str, spec: str) -> Indicator:
+        ind: Indicator = self._engine.ensure(instrument_id, spec, self._source)
+        return ind
+
+
+class Engine:
+    """Dispatches market events through broker, features, exits, strategies, risk and orders.
+
+    Build it with :func:`build_engine` (from config) or by handing it the parts; add strategies
+    with :meth:`add_strategy`; call :meth:`start`; then feed events. The control surface for the
+    daemon's admin socket is :meth:`pause`, :meth:`resume`, :meth:`flatten` and :meth:`status`.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        instruments: Iterable[Instrument],
+        features: FeatureEngine,
+        portfolio: Portfolio,
+        gate: RiskGate,
+        manager: OrderManager,
+        recorder: Recorder,
+        paper: PaperBroker | None = None,
+        default_source: str | int = "tick",
+        record_intents: bool = True,
+    ) -> None:
+        self.clock = clock
+        self.instruments: dict[str, Instrument] = {i.id: i for i in instruments}
+        self.features = features
+        self.portfolio = portfolio
+        self.gate = gate
+        self.manager = manager
+        self.recorder = recorder
+        self.paper = paper
+        self.default_source = parse_source(default_source)
+        self._record_intents = record_intents
+        self.runners: dict[str, StrategyRunner] = {}
+        self._sources: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+        self._trade_handlers: dict[str, Handlers] = {}
+        self._bar_handlers: dict[tuple[str, int], Handlers] = {}
+        self._quote_handlers: dict[str, Handlers] = {}
+        self._fill_handlers: dict[str, tuple[StrategyRunner, Callable[[Fill], Intents]]] = {}
+        self._busy = 0  # > 0 while the paper broker matches: intents wait in _queue
+        self._queue: list[OrderIntent] = []
+        self.started = False
+        self.stopped = False
+        self.trading = True
+        self.intents = 0
+        self.orders = 0
+        self.denials = 0
+        manager.order_listeners.append(self._on_order)
+        manager.fill_listeners.append(self._on_fill)
+
+    # ---------------------------------------------------------------------------------------------
+    # Set-up
+
+    def add_strategy(
+        self,
+        name: str,
+        kind: str,
+        instruments: Sequence[str],
+        params: Mapping[str, Any] | None = None,
+        *,
+        source: str | int | None = None,
+    ) -> StrategyRunner:
+        """Create a strategy of a registered ``kind``; ConfigError names any problem."""
+        where = f"strategies[{name}]"
+        if self.started:
+            raise ConfigError(where, [("", "strategies are added before the engine starts")])
+        if name in self.runners:
+            raise ConfigError(where, [("name", f"strategy name {name!r} is used twice")])
+        cls = STRATEGY_KINDS.get(kind)
+        if cls is None:
+            raise ConfigError(where, [("kind", f"unknown kind {kind!r} (known: {', '.join(known_kinds())})")])
+        ids = [self.resolve_instrument(x, where=where) for x in instruments]
+        src = self.default_source if source in (None, "") else parse_source(source)
+        decoded = decode_params(name, kind, cls.params_type, params or {})
+        ctx = StrategyContext(
+            clock=self.clock,
+            portfolio=self.portfolio,
+            features=_Features(self.features, src),
+            recorder=self.recorder,
+            instruments=self.instruments,
+            timer_sink=self._on_strategy_timer,
+            universe_sink=self._on_universe,
+        )
+        strategy = cls(name, ids, decoded, ctx)
+        runner = StrategyRunner(strategy, self.recorder)
+        self.runners[name] = runner
+        self._sources[name] = src
+        return runner
+
+    def add_strategy_config(
+        self, sc: StrategyConfig, *, source: str | int | None = None
+    ) -> StrategyRunner | None:
+        """:meth:`add_strategy` from a ``[[strategies]]`` table (None when ``enabled = false``)."""
+        if not sc.enabled:
+            return None
+        return self.add_strategy(sc.name, sc.kind, sc.instruments, sc.params, source=source or sc.source)
+
+    def resolve_instrument(self, text: str, *, where: str = "strategies") -> str:
+        """``SYMBOL.VENUE`` as is; a bare symbol when exactly one configured instrument has it."""
+        if text in self.instruments:
+            return text
+        matches = [iid for iid, inst in self.instruments.items() if inst.symbol == text]
+        if len(matches) == 1:
+            return matches[0]
+        known = ", ".join(sorted(self.instruments)) or "none configured"
+        why = "is ambiguous" if matches else "is not a configured instrument"
+        raise ConfigError(where, [("instruments", f"{text!r} {why} (known: {known})")])
+
+    def start(self) -> None:
+        """Start every strategy (features resolved, timers set), arm the risk gate's timers, and
+        build the dispatch lists. Idempotent."""
+        if self.started:
+            return
+        self.started = True
+        self._check_targets()
+        self.gate.install(self.clock, self._emit)
+        for runner in self.runners.values():
+            out = runner.start()
+            if out:
+                self._process(out)
+        self._rebuild()
+
+    def _check_targets(self) -> None:
+        for name, runner in self.runners.items():
+            target = getattr(runner.strategy.params, "target", "")
+            if not target:
+                continue
+            other = self.runners.get(target)
+            if other is None or other is runner:
+                raise ConfigError(
+                    f"strategies[{name}]",
+                    [("params.target", f"{target!r} is not another configured strategy "
+                                       f"(have: {', '.join(sorted(self.runners))})")],
+                )
+            missing = sorted(set(runner.strategy.instruments) - set(other.strategy.instruments))
+            if missing:
+                raise ConfigError(
+                    f"strategies[{name}]",
+                    [("instruments", f"scanner universe has {missing}, which target {target!r} does not "
+                                     "trade: list them in its instruments too")],
+                )
+
+    def _rebuild(self) -> None:
+        """Dispatch lists from the running strategies (after start, pause, resume, disable)."""
+        trade: dict[str, Handlers] = {iid: [] for iid in self.instruments}
+        bar: dict[tuple[str, int], Handlers] = {}
+        quote: dict[str, Handlers] = {iid: [] for iid in self.instruments}
+        fills: dict[str, tuple[StrategyRunner, Callable[[Fill], Intents]]] = {}
+        for name, runner in self.runners.items():
+            s = runner.strategy
+            if runner.live and type(s).on_fill is not Strategy.on_fill:
+                fills[name] = (runner, s.on_fill)
+            if not runner.active:
+                continue
+            src = self._sources[name]
+            overrides_quote = type(s).on_quote is not Strategy.on_quote
+            for iid in s.instruments:
+                if src == TICK:
+                    trade[iid].append((runner, s.on_trade))
+                else:
+                    bar.setdefault((iid, src), []).append((runner, s.on_bar))
+                if overrides_quote:
+                    quote[iid].append((runner, s.on_quote))
+        self._trade_handlers = trade
+        self._bar_handlers = bar
+        self._quote_handlers = quote
+        self._fill_handlers = fills
+
+    # ---------------------------------------------------------------------------------------------
+    # Market data in (the hot path)
+
+    def on_event(self, event: MarketEvent) -> None:
+        """Any market event (the daemon's feeds call this)."""
+        cls = event.__class__
+        if cls is Trade:
+            self.on_trade(event)  # type: ignore[arg-type]
+        elif cls is Bar:
+            self.on_bar(event)  # type: ignore[arg-type]
+        elif cls is Quote:
+            self.on_quote(event)  # type: ignore[arg-type]
+        elif cls is BookSnapshot or cls is BookDelta:
+            self.features.on_book(event)  # type: ignore[arg-type]
+
+    def on_trade(self, trade: Trade) -> None:
+        iid = trade.instrument_id
+        px = trade.price
+        paper = self.paper
+        if paper is not None:
+            self._busy += 1
+            try:
+                paper.on_trade(trade)
+            finally:
+                self._busy -= 1
+            if self._queue:
+                self._drain()
+        self.portfolio.mark(iid, px)
+        self._last[iid] = px
+        bar = self.features.on_trade(trade)
+        exit_intent = self.gate.exits.on_price(iid, px, trade.ts_event)
+        if exit_intent is not None:
+            self._process([exit_intent])
+        handlers = self._trade_handlers.get(iid)
+        if handlers:
+            for runner, fn in handlers:
+                try:
+                    out = fn(trade)
+                except Exception as exc:
+                    self._failed(runner, "on_trade", exc)
+                    continue
+                if out:
+                    self._process(out)
+        if bar is not None and self._bar_handlers:
+            for done in list(self.features.completed):
+                self._dispatch_bar(done)
+
+    def on_bar(self, bar: Bar) -> None:
+        """A bar from a file or a venue's kline stream; it fills pending orders at its open first."""
+        iid = bar.instrument_id
+        paper = self.paper
+        if paper is not None:
+            self._busy += 1
+            try:
+                paper.on_bar(bar)
+            finally:
+                self._busy -= 1
+            if self._queue:
+                self._drain()
+        px = bar.close
+        self.portfolio.mark(iid, px)
+        self._last[iid] = px
+        self.features.on_bar(bar)
+        exit_intent = self.gate.exits.on_price(iid, px, bar.ts_event)
+        if exit_intent is not None:
+            self._process([exit_intent])
+        self._dispatch_bar(bar)
+
+    def _dispatch_bar(self, bar: Bar) -> None:
+        handlers = self._bar_handlers.get((bar.instrument_id, bar.interval_ns))
+        if not handlers:
+            return
+        for runner, fn in handlers:
+            try:
+                out = fn(bar)
+            except Exception as exc:
+                self._failed(runner, "on_bar", exc)
+                continue
+            if out:
+                self._process(out)
+
+    def on_quote(self, quote: Quote) -> None:
+        paper = self.paper
+        if paper is not None:
+            self._busy += 1
+            try:
+                paper.on_quote(quote)
+            finally:
+                self._busy -= 1
+            if self._queue:
+                self._drain()
+        self.features.on_quote(quote)
+        handlers = self._quote_handlers.get(quote.instrument_id)
+        if handlers:
+            for runner, fn in handlers:
+                try:
+                    out = fn(quote)
+                except Exception as exc:
+                    self._failed(runner, "on_quote", exc)
+                    continue
+                if out:
+                    self._process(out)
+
+    def on_time(self, now: int) -> None:
+        """Close bars of quiet markets (the daemon calls this from a timer) and dispatch them."""
+        done = list(self.features.on_time(now))
+        for bar in done:
+            self._dispatch_bar(bar)
+
+    # ---------------------------------------------------------------------------------------------
+    # Intents → risk → orders
+
+    def _process(self, intents: list[OrderIntent]) -> None:
+        if self._busy:
+            self._queue.extend(intents)
+            return
+        for intent in intents:
+            self._one(intent)
+
+    def _emit(self, intent: OrderIntent) -> None:
+        """Where the risk gate's own CLOSE intents (square-off, flatten) arrive."""
+        self._process([intent])
+
+    def _drain(self) -> None:
+        queue = self._queue
+        self._queue = []
+        for intent in queue:
+            self._one(intent)
+
+    def _one(self, intent: OrderIntent) -> None:
+        self.intents += 1
+        if self._record_intents:
+            self.recorder.record(intent)
+        if intent.__class__ is not OrderIntent:
+            self._reject_bad(intent)
+            return
+        out = self.gate.check(intent, self._last.get(intent.instrument_id, math.nan))
+        if out.__class__ is RiskDenial:
+            self.denials += 1
+            return
+        self.orders += 1
+        self.manager.submit(out)  # type: ignore[arg-type]
+
+    def _reject_bad(self, intent: object) -> None:
+        """A hook returned something that is not an OrderIntent: treat it as a strategy bug."""
+        sid = getattr(intent, "strategy_id", None)
+        runner = self.runners.get(sid) if isinstance(sid, str) else None
+        exc = RejectedError(f"a strategy returned {type(intent).__name__}, not an OrderIntent")
+        if runner is not None:
+            self._failed(runner, "intent", exc)
+
+    def _failed(self, runner: StrategyRunner, hook: str, exc: BaseException) -> None:
+        runner.fail(hook, exc)
+        self._rebuild()
+
+    # ---------------------------------------------------------------------------------------------
+    # What the order manager tells us
+
+    def _on_order(self, order: Order) -> None:
+        status = order.status
+        if status is OrderStatus.SUBMITTED:
+            self.gate.on_order_open(order)
+        elif status.is_terminal:
+            self.gate.on_order_closed(order)
+
+    def _on_fill(self, fill: Fill, order: Order | None) -> None:
+        self.gate.on_fill(fill)
+        got = self._fill_handlers.get(fill.strategy_id)
+        if got is None:
+            return
+        runner, fn = got
+        try:
+            out = fn(fill)
+        except Exception as exc:
+            self._failed(runner, "on_fill", exc)
+            return
+        if out:
+            self._process(out)
+
+    # ---------------------------------------------------------------------------------------------
+    # Strategy timers and scanner hand-offs
+
+    def _on_strategy_timer(self, name: str, event: TimeEvent) -> None:
+        runner = self.runners.get(name)
+        if runner is None or not runner.live:
+            return
+        out = runner.call("on_timer", runner.strategy.on_timer, event)
+        if runner.state is RunState.DISABLED:
+            self._rebuild()
+        elif out:
+            self._process(out)
+
+    def _on_universe(self, source: str, target: str, instrument_ids: Sequence[str]) -> None:
+        runner = self.runners.get(target)
+        if runner is None or not runner.live:
+            return
+        out = runner.call("on_universe", runner.strategy.on_universe, list(instrument_ids))
+        if runner.state is RunState.DISABLED:
+            self._rebuild()
+        elif out and runner.active:
+            self._process(out)
+
+    # ---------------------------------------------------------------------------------------------
+    # Control surface (the daemon's admin socket)
+
+    def _pick(self, strategy: str | None) -> list[StrategyRunner]:
+        if strategy is None:
+            return list(self.runners.values())
+        runner = self.runners.get(strategy)
+        if runner is None:
+            raise RejectedError(
+                f"no strategy named {strategy!r} (have: {', '.join(sorted(self.runners)) or 'none'})",
+                strategy=strategy,
+            )
+        return [runner]
+
+    def pause(self, strategy: str | None = None, reason: str = "paused by operator") -> list[str]:
+        """Pause one strategy (or all): no market data, no new decisions; fills still arrive."""
+        names = [r.name for r in self._pick(strategy) if r.pause(reason)]
+        self._rebuild()
+        return names
+
+    def resume(self, strategy: str | None = None, reason: str = "resumed by operator") -> list[str]:
+        """Resume one strategy (or all). Resuming all also lifts the operator's halt (flatten)."""
+        names = [r.name for r in self._pick(strategy) if r.resume(reason)]
+        if strategy is None and KillSwitch.name in self.gate.kill.halts:
+            self.gate.resume(reason, source=KillSwitch.name)
+        self.trading = True
+        self._rebuild()
+        return names
+
+    def flatten(self, reason: str = "flatten by operator") -> dict[str, Any]:
+        """Cancel every open order, close every position, and halt new entries until resumed."""
+        cancelled = self.manager.cancel_all()
+        closes = self.gate.halt(reason, flatten=True)  # emitted through _emit: checked and routed
+        return {
+            "cancelled": cancelled,
+            "closing": [
+                {"instrument_id": i.instrument_id, "side": i.side.value, "qty": i.qty} for i in closes
+            ],
+            "halted": self.gate.halted,
+        }
+
+    def halt_entries(self, reason: str) -> None:
+        """Halt new entries (exits still pass) without closing anything."""
+        self.gate.halt(reason, flatten=False)
+
+    def stop(self) -> None:
+        """Stop every strategy (their ``on_stop`` intents are still processed). Idempotent."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for runner in self.runners.values():
+            out = runner.stop()
+            if out:
+                self._process(out)
+        self._rebuild()
+
+    def last_price(self, instrument_id: str) -> float:
+        return self._last.get(instrument_id, math.nan)
+
+    def status(self) -> dict[str, Any]:
+        """Strategies and their state, positions, P&L, risk state, open orders (plain data)."""
+        return {
+            "strategies": [r.status() for r in self.runners.values()],
+            "positions": self.positions(),
+            "pnl": self.pnl(),
+            "risk": msgspec.to_builtins(self.gate.status()),
+            "open_orders": len(self.manager.open_orders()),
+            "counts": {"intents": self.intents, "orders": self.orders, "denials": self.denials},
+        }
+
+    def positions(self) -> list[dict[str, Any]]:
+        out = []
+        for p in self.portfolio.positions():
+            d = msgspec.to_builtins(p)
+            d["unrealised_pnl"] = p.unrealised_pnl
+            out.append(d)
+        return out
+
+    def pnl(self) -> dict[str, Any]:
+        pf = self.portfolio
+        return {
+            "equity": pf.equity(),
+            "cash": pf.cash(),
+            "realised": pf.realised_pnl(),
+            "unrealised": pf.unrealised_pnl(),
+            "commissions": pf.commissions(),
+            "daily": pf.daily_pnl(),
+            "peak_equity": pf.peak_equity(),
+            "currency": pf.currency,
+        }
+
+
+# --------------------------------------------------------------------------------------------------
+# Building the same engine for backtests and the daemon
+
+
+def build_engine(
+    cfg: OmnidConfig,
+    *,
+    clock: Clock,
+    recorder: Recorder,
+    cash: float = 100_000.0,
+    clients: Iterable[ExecutionClient] = (),
+    paper: PaperConfig | None = None,
+    use_paper: bool | None = None,
+    journal: Journal | None = None,
+    session: str = "S",
+    strategies: Iterable[StrategyConfig] | None = None,
+    default_source: str | int = "tick",
+    instruments: Iterable[Instrument] | None = None,
+    record_intents: bool = True,
+) -> Engine:
+    """The engine from config: features, portfolio, risk gate, paper broker, router, order manager
+    and the configured strategies (not started).
+
+    ``clients`` are live venue clients; the paper broker is the router's default (it stands in
+    for every venue without a client) unless ``use_paper`` is False. ``strategies`` replaces the
+    config's list (a backtest runs one); ``default_source`` is the feature source of strategies
+    that do not name one (``"tick"``, or the bar interval a backtest replays, e.g. ``"1d"``).
+    """
+    insts = list(instruments) if instruments is not None else cfg.instrument_models()
+    features = FeatureEngine(insts, book_levels=_features_cfg(cfg, "book_levels", 1000))
+    for inst in insts:
+        for src, spec in _features_cfg(cfg, "indicators", {}).items():
+            features.ensure_all(inst.id, spec, src)
+    portfolio = Portfolio(
+        clock, initial_cash=cash, currency=cfg.omnid.base_currency, timezone=cfg.omnid.timezone,
+        instruments=insts,
+    )
+    by_id = {i.id: i for i in insts}
+    gate = RiskGate(
+        cfg.risk, clock=clock, portfolio=portfolio, instruments=by_id, recorder=recorder,
+        calendars=cfg.calendars,
+    )
+    client_list = list(clients)
+    broker: PaperBroker | None = None
+    if use_paper if use_paper is not None else True:
+        pcfg = paper if paper is not None else _paper_cfg(cfg)
+        broker = PaperBroker(clock, pcfg, instruments=insts)
+    router = Router(client_list, default=broker)
+    manager = OrderManager(clock=clock, router=router, portfolio=portfolio, recorder=recorder,
+                           journal=journal, session=session)
+    engine = Engine(
+        clock=clock, instruments=insts, features=features, portfolio=portfolio, gate=gate,
+        manager=manager, recorder=recorder, paper=broker, default_source=default_source,
+        record_intents=record_intents,
+    )
+    for sc in strategies if strategies is not None else cfg.strategies:
+        engine.add_strategy_config(sc)
+    return engine
+
+
+def _paper_cfg(cfg: OmnidConfig) -> PaperConfig:
+    found = getattr(cfg, "paper", None)
+    return found if isinstance(found, PaperConfig) else PaperConfig()
+
+
+def _features_cfg(cfg: OmnidConfig, key: str, default: Any) -> Any:
+    section = getattr(cfg, "features", None)
+    return getattr(section, key, default) if section is not None else default
+
+
+__all__ = ["Engine", "build_engine", "source_name"]

@@ -1,0 +1,258 @@
+"""The engine drives the real parts (features, risk gate, paper broker, order manager, portfolio):
+ordering, crash isolation, reversals, control surface and determinism."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+import pytest
+from omnid.clock import SimClock
+from omnid.config import OmnidConfig, build_config
+from omnid.engine import Engine, build_engine
+from omnid.errors import ConfigError, RejectedError
+from omnid.model import Bar, Fill, IntentAction, OrderIntent, Quote, Side, Trade
+from omnid.ports import ListRecorder
+from omnid.risk.events import RiskDenial
+from omnid.strategies import Strategy, StrategyParams, register
+from omnid.strategies.base import StrategyErrorRecord
+from omnid.strategies.builtin.scanner import ScanRanking
+from omnid.strategies.config import StrategyConfig
+
+DAY = 86_400 * 10**9
+T0 = 1_767_225_600 * 10**9  # 2026-01-01 00:00 UTC
+BTC = "BTCUSDT.SIM"
+ETH = "ETHUSDT.SIM"
+
+
+def _cfg(**risk: Any) -> OmnidConfig:
+    return build_config({
+        "instruments": [
+            {"symbol": "BTCUSDT", "venue": "SIM", "lot_size": 0.001, "tick_size": 0.01},
+            {"symbol": "ETHUSDT", "venue": "SIM", "lot_size": 0.001, "tick_size": 0.01},
+        ],
+        "risk": risk,
+    })
+
+
+def _sc(name: str, sk: str, instruments: list[str], source: str = "", **params: Any) -> StrategyConfig:
+    return StrategyConfig(name=name, kind=sk, instruments=instruments, params=params, source=source)
+
+
+def _engine(*scs: StrategyConfig, cash: float = 1_000_000.0, **risk: Any) -> tuple[Engine, SimClock, ListRecorder]:
+    clock = SimClock(T0)
+    rec = ListRecorder()
+    eng = build_engine(_cfg(**risk), clock=clock, recorder=rec, cash=cash, strategies=list(scs))
+    eng.start()
+    return eng, clock, rec
+
+
+def _bars(eng: Engine, clock: SimClock, iid: str, closes: list[float]) -> list[Bar]:
+    """Daily bars; each opens 0.5 above the previous close so fills at an open are recognisable."""
+    out = []
+    prev = closes[0]
+    for k, c in enumerate(closes):
+        o = prev + 0.5
+        ts_open = T0 + k * DAY
+        bar = Bar(iid, DAY, ts_open, o, max(o, c) + 1, min(o, c) - 1, c, 1000.0, ts_open + DAY, ts_open + DAY)
+        clock.advance_to(bar.ts_event)
+        eng.on_bar(bar)
+        out.append(bar)
+        prev = c
+    return out
+
+
+def _of(rec: ListRecorder, cls: type) -> list[Any]:
+    return [x for x in rec.items if isinstance(x, cls)]
+
+
+CLOSES = [10, 10, 10, 9, 8, 9, 11, 12, 11, 9, 8, 8, 10, 12, 13]
+
+
+def test_decision_on_a_bar_close_fills_at_the_next_bar_open() -> None:
+    """Every intent taken at bar k's close fills at bar k+1's open, never at k's close."""
+    eng, clock, rec = _engine(_sc("x", "sma_cross", [BTC], source="1d", fast=2, slow=3, qty=1.0))
+    bars = _bars(eng, clock, BTC, CLOSES)
+    intents = _of(rec, OrderIntent)
+    fills = _of(rec, Fill)
+    assert len(intents) >= 2 and len(fills) == len(intents)
+    close_to_next_open = {b.ts_event: bars[k + 1].open for k, b in enumerate(bars[:-1])}
+    for intent, fill in zip(intents, fills, strict=True):
+        assert fill.price == close_to_next_open[intent.ts_event]
+        assert fill.side is intent.side and fill.qty == 1.0
+    # The first intent is a buy (the fast average rose above the slow one) with its reason.
+    assert intents[0].side is Side.BUY and "crossed above" in intents[0].reason
+
+
+def test_long_short_reversal_is_a_close_then_an_open_through_the_engine() -> None:
+    """In long_short a down-cross while long sends a close and an open; the position goes +q to -q."""
+    eng, clock, rec = _engine(_sc("x", "sma_cross", [BTC], source="1d", fast=2, slow=3, qty=2.0,
+                                  mode="long_short"))
+    _bars(eng, clock, BTC, CLOSES)
+    intents = _of(rec, OrderIntent)
+    pairs = [(i.side, i.action) for i in intents]
+    k = pairs.index((Side.SELL, IntentAction.CLOSE))
+    assert pairs[k + 1] == (Side.SELL, IntentAction.OPEN)
+    assert intents[k].ts_event == intents[k + 1].ts_event
+    fills = _of(rec, Fill)
+    positions = []
+    q = 0.0
+    for f in fills:
+        q += f.qty if f.side is Side.BUY else -f.qty
+        positions.append(q)
+    assert 2.0 in positions and -2.0 in positions
+    assert eng.portfolio.position_qty(BTC) in (2.0, -2.0)
+
+
+class _BoomParams(StrategyParams, frozen=True):
+    after: int = 3
+
+
+@register
+class _Boom(Strategy):
+    kind = "test_engine_boom"
+    params_type = _BoomParams
+    params: _BoomParams
+
+    def on_start(self) -> None:
+        self.n = 0
+
+    def on_price(self, instrument_id: str, price: float, ts: int) -> None:
+        self.n += 1
+        if self.n == self.params.after:
+            raise RuntimeError("bad user code")
+
+
+def test_a_crashing_strategy_is_disabled_and_the_others_keep_trading() -> None:
+    """The crash is recorded with strategy and hook; the healthy strategy still orders afterwards."""
+    eng, clock, rec = _engine(
+        _sc("boom", "test_engine_boom", [BTC], source="1d"),
+        _sc("ok", "sma_cross", [BTC], source="1d", fast=2, slow=3, qty=1.0),
+    )
+    _bars(eng, clock, BTC, CLOSES)
+    errs = _of(rec, StrategyErrorRecord)
+    assert [(e.strategy_id, e.hook, e.error_type) for e in errs] == [("boom", "on_bar", "RuntimeError")]
+    st = {s["name"]: s["state"] for s in eng.status()["strategies"]}
+    assert st == {"boom": "disabled", "ok": "running"}
+    crash_ts = T0 + 3 * DAY
+    assert any(i.ts_event > crash_ts for i in _of(rec, OrderIntent) if i.strategy_id == "ok")
+
+
+def _ticks(eng: Engine, clock: SimClock, prices: list[tuple[str, float]], step: int = 10**9,
+           start: int = T0) -> int:
+    ts = start
+    for iid, px in prices:
+        ts += step
+        clock.advance_to(ts)
+        eng.on_trade(Trade(iid, px, 1.0, Side.BUY, ts, ts))
+    return ts
+
+
+def _wave(n: int, seed: float = 0.0) -> list[float]:
+    return [100.0 + 5.0 * math.sin(k / 7.0 + seed) + 0.01 * k for k in range(n)]
+
+
+def test_ticks_fill_at_the_next_trade_and_runs_are_deterministic() -> None:
+    """On ticks a market order fills at the next trade's price; two runs record identical events."""
+
+    def run() -> list[bytes]:
+        eng, clock, rec = _engine(_sc("e", "sma_cross", [BTC], fast=3, slow=8, kind="ema", qty=0.5,
+                                      mode="long_short"))
+        px = _wave(400)
+        _ticks(eng, clock, [(BTC, p) for p in px])
+        intents = _of(rec, OrderIntent)
+        fills = _of(rec, Fill)
+        assert len(intents) > 4
+        by_ts = {T0 + (k + 1) * 10**9: p for k, p in enumerate(px)}
+        for f in fills:
+            assert f.price == by_ts[f.ts_event]
+            assert any(i.ts_event == f.ts_event - 10**9 for i in intents)
+        return [msgspec.json.encode(x) for x in rec.items]
+
+    assert run() == run()
+
+
+def test_pause_resume_and_unknown_strategy() -> None:
+    """A paused strategy takes no decisions; resuming brings it back; unknown names are rejected."""
+    eng, clock, rec = _engine(_sc("e", "sma_cross", [BTC], fast=3, slow=8, qty=0.5))
+    assert eng.pause("e") == ["e"]
+    ts = _ticks(eng, clock, [(BTC, p) for p in _wave(200)])
+    assert _of(rec, OrderIntent) == []
+    assert eng.resume("e") == ["e"]
+    _ticks(eng, clock, [(BTC, p) for p in _wave(200, seed=1.0)], start=ts)
+    assert _of(rec, OrderIntent)
+    with pytest.raises(RejectedError, match="no strategy named 'nope'"):
+        eng.pause("nope")
+
+
+def test_flatten_cancels_closes_and_halts_entries_until_resumed() -> None:
+    """flatten: open orders cancelled, positions closed at the next price, new entries denied."""
+    eng, clock, rec = _engine(_sc("e", "sma_cross", [BTC], fast=3, slow=8, qty=0.5))
+    ts = _ticks(eng, clock, [(BTC, p) for p in _wave(60)])
+    if eng.portfolio.position_qty(BTC) == 0.0:
+        ts = _ticks(eng, clock, [(BTC, p) for p in _wave(60, seed=2.0)], start=ts)
+    assert eng.portfolio.position_qty(BTC) == 0.5
+    out = eng.flatten("test")
+    assert out["halted"] and out["closing"] == [{"instrument_id": BTC, "side": "sell", "qty": 0.5}]
+    ts = _ticks(eng, clock, [(BTC, 100.0)], start=ts)
+    assert eng.portfolio.position_qty(BTC) == 0.0
+    _ticks(eng, clock, [(BTC, p) for p in _wave(200)], start=ts)
+    denials = _of(rec, RiskDenial)
+    assert denials and all(d.rule == "kill_switch" for d in denials)
+    assert eng.portfolio.position_qty(BTC) == 0.0
+    eng.resume()
+    assert not eng.gate.halted
+    status = eng.status()
+    assert status["risk"]["halted"] is False and status["pnl"]["equity"] > 0
+
+
+def test_momentum_with_real_features_quotes_and_square_off_timer() -> None:
+    """momentum on ticks + quotes through the real feature engine: enters with its numbers."""
+    eng, clock, rec = _engine(_sc("m", "momentum", [BTC], qty=1.0, rsi_period=5, imbalance_levels=1))
+    ts = T0
+    px = [100.0, 99.0, 98.0, 99.0, 100.0, 101.0, 102.0, 103.0, 104.0, 105.0]
+    for p in px:
+        ts += 10**9
+        clock.advance_to(ts)
+        eng.on_quote(Quote(BTC, p - 0.01, p + 0.01, 5.0, 1.0, ts, ts))
+        eng.on_trade(Trade(BTC, p, 1.0, Side.BUY, ts, ts))
+    intents = _of(rec, OrderIntent)
+    assert intents and intents[0].side is Side.BUY
+    n = intents[0].numbers
+    assert n["price"] > n["vwap"] and n["rsi_5"] > 50 and n["imbalance"] == pytest.approx(4 / 6)
+    assert eng.portfolio.position_qty(BTC) == 1.0
+
+
+def test_scanner_hands_top_k_to_its_target_through_the_engine() -> None:
+    """Scanner's clock timer ranks (recorded), and the target only enters the picked instrument."""
+    eng, clock, rec = _engine(
+        _sc("scan", "scanner", [BTC, ETH], every_minutes=1, top_k=1, mom_period=3, target="trend"),
+        _sc("trend", "sma_cross", [BTC, ETH], fast=2, slow=4, qty=1.0),
+    )
+    ts = T0
+    for k in range(120):
+        ts += 10**9
+        clock.advance_to(ts)
+        eng.on_trade(Trade(BTC, 100.0 + (k % 10), 1.0, Side.BUY, ts, ts))  # big swings: top momentum
+        eng.on_trade(Trade(ETH, 50.0 + 0.01 * (k % 10), 1.0, Side.BUY, ts, ts))
+    ranks = _of(rec, ScanRanking)
+    assert ranks and ranks[-1].selected == [BTC]
+    assert ranks[-1].ranking[0].instrument_id == BTC
+    first_scan = ranks[0].ts_event
+    late = [i for i in _of(rec, OrderIntent) if i.ts_event > first_scan and i.action is IntentAction.OPEN]
+    assert late and {i.instrument_id for i in late} == {BTC}
+
+
+def test_config_problems_name_the_strategy() -> None:
+    """Unknown instruments, duplicate names and scanner targets outside the config are ConfigErrors."""
+    clock = SimClock(T0)
+    with pytest.raises(ConfigError, match="'DOGE' is not a configured instrument"):
+        build_engine(_cfg(), clock=clock, recorder=ListRecorder(), strategies=[_sc("a", "sma_cross", ["DOGE"])])
+    with pytest.raises(ConfigError, match="used twice"):
+        build_engine(_cfg(), clock=clock, recorder=ListRecorder(),
+                     strategies=[_sc("a", "sma_cross", ["BTCUSDT"]), _sc("a", "sma_cross", ["ETHUSDT"])])
+    eng = build_engine(_cfg(), clock=clock, recorder=ListRecorder(),
+                       strategies=[_sc("s", "scanner", [BTC], target="ghost")])
+    with pytest.raises(ConfigError, match="'ghost' is not another configured strategy"):
+        eng.start()
