@@ -190,6 +190,14 @@ class FeatureEngine:
                 st.columns[col] = (ind, attr)
         return ind
 
+    def indicator(self, instrument_id: str, spec: str) -> Any:
+        """``ensure`` with the source written into the item: ``"rsi:14@1m"``, ``"vwap"`` (tick).
+
+        This is the :class:`omnid.strategies.base.FeatureSource` protocol strategies resolve with.
+        """
+        item, _, source = spec.partition("@")
+        return self.ensure(instrument_id, item, source or "tick")
+
     def ensure_all(self, instrument_id: str, spec: str, source: str | int = "tick") -> list[Any]:
         """:meth:`ensure` for each item of a comma list (every bad item is reported at once)."""
         return [self.ensure(instrument_id, s, source) for s in parse_spec(spec)]
