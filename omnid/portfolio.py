@@ -60,6 +60,20 @@ def to_decimal(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
 
+_DEC_CACHE: dict[float, Decimal] = {}
+_DEC_CACHE_MAX = 8192
+
+
+def _dec(x: float) -> Decimal:
+    """:func:`to_decimal` with a small cache: prices and sizes repeat a lot in a run."""
+    d = _DEC_CACHE.get(x)
+    if d is None:
+        if len(_DEC_CACHE) >= _DEC_CACHE_MAX:
+            _DEC_CACHE.clear()
+        d = _DEC_CACHE[x] = Decimal(repr(float(x)))
+    return d
+
+
 class LedgerPosition(msgspec.Struct, kw_only=True):
     """One position's exact state, decimals as strings (for the journal and restarts)."""
 
@@ -111,7 +125,7 @@ class _Book:
         self.qm = qf * self.mult_f
         pos = self.pos
         pos.qty = qf
-        pos.avg_price = float(_ROUND.divide(self.cost, _ROUND.multiply(self.q, self.mult))) if qf else 0.0
+        pos.avg_price = float(self.cost) / self.qm if qf else 0.0
         pos.realised_pnl = float(self.realised)
         pos.commissions = float(self.commissions)
         pos.last_price = self.last
@@ -202,11 +216,11 @@ class Portfolio:
         self._roll_day(self._clock.now_ns())
         book = self._book(fill.instrument_id)
         ex = _EXACT
-        q = to_decimal(fill.qty)
+        q = _dec(fill.qty)
         if sign < 0:
             q = ex.minus(q)
-        px = to_decimal(fill.price)
-        fee = to_decimal(fill.commission)
+        px = _dec(fill.price)
+        fee = _dec(fill.commission)
         notional = ex.multiply(ex.multiply(q, px), book.mult)  # signed: a buy costs, a sale receives
         self._cash = ex.subtract(self._cash, ex.add(notional, fee))
         self._commissions = ex.add(self._commissions, fee)
@@ -324,9 +338,7 @@ class Portfolio:
 
     def positions(self, *, include_flat: bool = False) -> list[Position]:
         """Positions by instrument id; flat ones only when asked."""
-        return [
-            b.pos for _, b in sorted(self._books.items()) if include_flat or b.q != 0
-        ]
+        return [b.pos for _, b in sorted(self._books.items()) if include_flat or b.q != 0]
 
     def unrealised_pnl(self, instrument_id: str | None = None) -> float:
         """Marked value minus open cost (multiplier included), for one instrument or all."""
@@ -418,6 +430,7 @@ class Portfolio:
 
         Raises :class:`DataError` naming the field when a decimal in it does not parse.
         """
+
         def dec(text: str, what: str) -> Decimal:
             try:
                 d = Decimal(text)

@@ -36,7 +36,7 @@ def parse_client_order_id(client_order_id: str) -> tuple[str, str, int] | None:
 class ClientOrderIds:
     """Makes the ids for one session. ``observe`` moves the counter past an id seen in the journal."""
 
-    __slots__ = ("_next", "session")
+    __slots__ = ("_next", "_tags", "session")
 
     def __init__(self, session: str, *, start: int = 1) -> None:
         if not _SESSION_RE.match(session):
@@ -45,6 +45,7 @@ class ClientOrderIds:
             raise ConfigError("execution", [("start", f"sequence starts at 1 or more, got {start}")])
         self.session = session
         self._next = start
+        self._tags: dict[str, str] = {}
 
     @property
     def next_sequence(self) -> int:
@@ -54,7 +55,10 @@ class ClientOrderIds:
         """A new id for an order of ``strategy_id``."""
         seq = self._next
         self._next = seq + 1
-        return f"{self.session}-{strategy_tag(strategy_id)}-{seq}"
+        tag = self._tags.get(strategy_id)
+        if tag is None:
+            tag = self._tags[strategy_id] = strategy_tag(strategy_id)
+        return f"{self.session}-{tag}-{seq}"
 
     def skip_past(self, sequence: int) -> None:
         """Never hand out ``sequence`` or anything below it."""
