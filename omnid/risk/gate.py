@@ -427,6 +427,8 @@ class RiskGate:
     @property
     def halted(self) -> bool:
         """True while any halt (operator, daily loss, drawdown) holds new entries."""
+        if self.loss.enabled:
+            self.loss.refresh(self._clock.now_ns())
         return self.kill.halted
 
     def check_limits(self) -> list[OrderIntent]:
@@ -498,7 +500,7 @@ class RiskGate:
         now = self._clock.now_ns()
         return RiskStatus(
             ts=now,
-            halted=self.kill.halted,
+            halted=self.halted,
             halts=dict(self.kill.halts),
             open_positions=self._pf.open_position_count(),
             pending_orders=len(self._orders),

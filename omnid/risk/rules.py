@@ -113,13 +113,18 @@ class LossLimits:
             limit = min(limit, (equity - daily_pnl) * self.max_daily_loss_frac)
         return limit
 
+    def refresh(self, now: int) -> None:
+        """Lift a daily-loss halt left over from an earlier local day."""
+        halts = self._kill.halts
+        if self.DAILY in halts and self._day.key(now) != self._halt_day:
+            del halts[self.DAILY]
+
     def evaluate(self, portfolio: PortfolioView, now: int) -> Verdict | None:
         """Check the portfolio; on a new breach set the halt and return the verdict that caused it."""
         if not self.enabled:
             return None
         halts = self._kill.halts
-        if self.DAILY in halts and self._day.key(now) != self._halt_day:
-            del halts[self.DAILY]
+        self.refresh(now)
         if (self.max_daily_loss > 0 or self.max_daily_loss_frac > 0) and self.DAILY not in halts:
             equity = portfolio.equity()
             pnl = portfolio.daily_pnl()
