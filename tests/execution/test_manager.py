@@ -386,3 +386,24 @@ def test_same_inputs_give_the_same_orders_run_after_run() -> None:
         return [(f.client_order_id, f.fill_id, f.qty) for f in rig.recorded(Fill)]
 
     assert run() == run()
+
+
+def test_router_refuses_two_clients_for_one_venue_and_needs_a_handler() -> None:
+    from omnid.errors import ConfigError, RejectedError
+
+    router = Router([Scripted("X")])
+    with pytest.raises(ConfigError, match="two clients"):
+        router.add(Scripted("X"))
+    with pytest.raises(RejectedError, match="not bound"):
+        router.on_fill(
+            Fill(
+                fill_id="f",
+                client_order_id="c",
+                instrument_id="A.X",
+                strategy_id="",
+                side=Side.BUY,
+                qty=1,
+                price=1.0,
+            )
+        )
+    assert router.venues == ["X"]

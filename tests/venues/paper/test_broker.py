@@ -420,3 +420,37 @@ def test_reentrant_submit_from_a_fill_waits_for_the_next_event() -> None:
 def test_config_rejects_bad_values(bad: dict[str, object]) -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert(bad, PaperConfig)
+
+
+def test_day_orders_follow_the_instrument_session() -> None:
+    """A DAY order on a US stock expires at 16:00 New York; one placed after hours lives through
+    the next session."""
+    from omnid.calendar import US_EQUITY
+
+    spy = Instrument(symbol="SPY", venue="SIM", calendar=US_EQUITY)
+    # 2026-01-02 is a Friday; 15:00 UTC = 10:00 New York, the close is 21:00 UTC.
+    fri_10 = T0 + 86_400 * S + 15 * 3600 * S
+    clock = SimClock(fri_10)
+    b = PaperBroker(clock, instruments=[spy])
+    ev = Events()
+    b.bind(ev)
+    o = order(Side.BUY, 1, OrderType.LIMIT, limit=1.0, tif=TimeInForce.DAY, clock=clock, iid=spy.id)
+    b.submit(o)
+    t = Trade(
+        instrument_id=spy.id, price=500.0, size=0, side=Side.NONE, ts_event=fri_10 + 5 * 3600 * S, ts_init=0
+    )
+    b.on_trade(t)
+    assert b.working_orders() == [o.client_order_id]
+    t.ts_event = fri_10 + 6 * 3600 * S  # 16:00 New York
+    b.on_trade(t)
+    assert ev.statuses(o.client_order_id)[-1] is OrderStatus.EXPIRED
+    clock.advance_to(fri_10 + 8 * 3600 * S)  # after hours: good for Monday's session
+    late = order(Side.BUY, 1, OrderType.LIMIT, limit=1.0, tif=TimeInForce.DAY, clock=clock, iid=spy.id)
+    b.submit(late)
+    monday_15utc = fri_10 + 3 * 86_400 * S
+    t.ts_event = monday_15utc
+    b.on_trade(t)
+    assert b.working_orders() == [late.client_order_id]
+    t.ts_event = monday_15utc + 6 * 3600 * S
+    b.on_trade(t)
+    assert b.working_orders() == []
