@@ -31,6 +31,7 @@ app = typer.Typer(
 COMMAND_MODULES = [
     "config",
     "daemon",
+    "features",
 ]
 
 
