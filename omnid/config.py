@@ -31,6 +31,7 @@ from omnid.ops.config import AdminConfig, AlertsConfig, HttpConfig, LoggingConfi
 from omnid.risk.config import RiskConfig
 from omnid.storage.config import StorageConfig
 from omnid.strategies.config import StrategyConfig
+from omnid.venues.binance.config import BinanceConfig
 from omnid.venues.paper.config import PaperConfig
 from omnid.venues.sim.config import SimMarketConfig
 
@@ -87,6 +88,7 @@ class OmnidConfig(Section):
     sim_market: SimMarketConfig = msgspec.field(default_factory=SimMarketConfig)
     features: FeaturesConfig = msgspec.field(default_factory=FeaturesConfig)
     paper: PaperConfig = msgspec.field(default_factory=PaperConfig)
+    binance: BinanceConfig = msgspec.field(default_factory=BinanceConfig)
     strategies: list[StrategyConfig] = msgspec.field(default_factory=list)
     # Set by the loader, never read from the file: where the file was, to resolve relative paths.
     config_path: str = ""
