@@ -64,7 +64,7 @@ class AlreadyRunning(FatalError):
 class TradingCore(Protocol):
     """What the daemon needs from the synchronous trading core (the Engine, adapted)."""
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Restore, reconcile and warm up; after this, ``enable_trading`` may be called."""
         ...
 
@@ -333,7 +333,7 @@ class Daemon:
         self.notifier.status("starting: restoring state and reconciling")
         if self.core_factory is not None:
             self.core = self.core_factory(self)
-            self.core.start()
+            await self.core.start()
         else:
             log.warning("no trading core configured: market data only")
 
@@ -659,6 +659,8 @@ def _run_loop(daemon: Daemon) -> int:
     return uvloop.run(daemon.run())
 
 
-def default_core_factory() -> CoreFactory | None:
-    """The trading core for this build (None until an Engine adapter is wired: market data only)."""
-    return None
+def default_core_factory() -> CoreFactory:
+    """The Engine with storage and the journal (:mod:`omnid.ops.engine_core`)."""
+    from omnid.ops.engine_core import engine_core_factory
+
+    return engine_core_factory

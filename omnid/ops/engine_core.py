@@ -1,0 +1,395 @@
+"""The daemon's trading core: the Engine with storage, the journal and restart, behind one surface.
+
+Start-up, first start or restart alike (:meth:`EngineCore.start`):
+
+1. **restore**: replay the write-ahead journal: the portfolio's exact ledger and every fill after
+   it, every order's last state, and the client-order-id sequence (so no id is ever reused);
+2. **reconcile**: orders still open in the journal are asked of their broker; the paper broker
+   keeps its book in memory, so after a restart it has none of them, and they are closed as
+   cancelled (recorded, journaled), exactly what a venue reporting "unknown order" leads to;
+3. **warm up**: features fill from the live feed (no stored history is replayed yet);
+4. :meth:`enable_trading` starts the strategies.
+
+Storage runs beside it: a :class:`~omnid.storage.recorder.BatchRecorder` wrapped by
+:class:`TapRecorder`, which also tells the daemon (logs, alerts) about every order, fill, denial,
+halt, strategy error and execution issue as it is recorded, and a background
+:class:`~omnid.storage.flusher.Flusher` writing batches to the configured sinks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from omnid.calendar import NS_PER_SECOND
+from omnid.config import OmnidConfig
+from omnid.engine import Engine, build_engine
+from omnid.errors import ConfigError
+from omnid.execution.events import ExecutionIssue
+from omnid.model import Fill, MarketEvent, Order, OrderStatus, Quote, Trade
+from omnid.ports import OrderUpdate
+from omnid.risk.events import RiskDenial, RiskHaltEvent
+from omnid.risk.gate import RiskGate
+from omnid.storage.config import resolve_path
+from omnid.storage.flusher import Flusher
+from omnid.storage.journal import Journal, replay
+from omnid.storage.recorder import BatchRecorder
+from omnid.storage.sinks.base import Sink
+from omnid.strategies.base import StrategyErrorRecord
+
+if TYPE_CHECKING:
+    from omnid.daemon import Daemon
+
+log = structlog.get_logger("omnid.core")
+
+#: Risk keys whose new values the live gate takes on reload; other risk changes need a restart.
+LIVE_RISK_KEYS = frozenset(
+    {
+        "max_open_positions",
+        "price_collar_pct",
+        "max_symbol_exposure",
+        "max_symbol_exposure_pct",
+        "max_gross_exposure",
+        "max_gross_exposure_pct",
+        "sizing",
+        "max_orders",
+        "rate_window_seconds",
+    }
+)
+
+
+class TapRecorder:
+    """Records into storage, then hands selected types to a listener (logs and alerts).
+
+    One dict lookup per record on top of the storage append; a listener that raises is logged and
+    never reaches the trading path.
+    """
+
+    __slots__ = ("errors", "inner", "listeners")
+
+    def __init__(self, inner: BatchRecorder, listeners: dict[type[Any], Callable[[Any], None]]) -> None:
+        self.inner = inner
+        self.listeners = listeners
+        self.errors = 0
+
+    def record(self, item: msgspec.Struct) -> None:
+        self.inner.record(item)
+        fn = self.listeners.get(type(item))
+        if fn is not None:
+            try:
+                fn(item)
+            except Exception:
+                self.errors += 1
+                log.exception("record listener failed", type=type(item).__name__)
+
+
+def build_sinks(cfg: OmnidConfig) -> dict[str, Sink]:
+    """The sinks the ``[storage]`` routes use (SQLite by default; PostgreSQL, QuestDB on demand)."""
+    st = cfg.storage
+    data = cfg.data_dir
+    sinks: dict[str, Sink] = {}
+    for name in sorted(st.sinks_used()):
+        if name == "sqlite":
+            from omnid.storage.sinks.sqlite import SqliteSink
+
+            sinks[name] = SqliteSink(resolve_path(data, st.sqlite.path), synchronous=st.sqlite.synchronous)
+        elif name == "postgres":
+            from omnid.storage.sinks.postgres import PostgresSink
+
+            pg = st.postgres
+            sinks[name] = PostgresSink(
+                pg.dsn,
+                schema_prefix=pg.schema_prefix,
+                migrate_on_start=pg.migrate_on_start,
+                timeout_s=pg.timeout_s,
+                partitions_ahead_days=pg.partitions_ahead_days,
+            )
+        elif name == "questdb":
+            from omnid.storage.sinks.questdb import QuestdbSink
+
+            sinks[name] = QuestdbSink(st.questdb.conf)
+        else:  # pragma: no cover - StorageConfig's Literal rules this out
+            raise ConfigError(
+                cfg.config_path or "config", [("storage.default_sink", f"unknown sink {name!r}")]
+            )
+    return sinks
+
+
+class EngineCore:
+    """Implements :class:`omnid.daemon.TradingCore` on the Engine."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        cfg = daemon.cfg
+        self.daemon = daemon
+        self.cfg = cfg
+        st = cfg.storage
+        data = cfg.data_dir
+        self.batch = BatchRecorder(flush_rows=st.flush_rows, hard_limit=st.max_buffer_rows)
+        self.recorder = TapRecorder(
+            self.batch,
+            {
+                Fill: daemon.on_fill,
+                Order: daemon.on_order,
+                RiskDenial: self._on_denial,
+                RiskHaltEvent: self._on_halt,
+                StrategyErrorRecord: self._on_strategy_error,
+                ExecutionIssue: self._on_issue,
+            },
+        )
+        self.flusher = Flusher(
+            self.batch,
+            build_sinks(cfg),
+            spool_dir=resolve_path(data, st.spool_dir),
+            default_sink=st.default_sink,
+            routes=dict(st.routes),
+            flush_ms=st.flush_ms,
+            max_buffer_rows=st.max_buffer_rows,
+            slice_us=st.slice_us,
+        )
+        jc = st.journal
+        self.journal = Journal(
+            resolve_path(data, jc.path), fsync=jc.fsync, fsync_interval_ms=jc.fsync_interval_ms
+        )
+        self.engine: Engine = build_engine(
+            cfg, clock=daemon.clock, recorder=self.recorder, journal=self.journal, session="D"
+        )
+        self.restored: dict[str, Any] = {}
+        self.trading = "starting"
+        self._record_market = True
+        self._final_storage: dict[str, Any] | None = None
+
+    # ---- start-up --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Storage up, then restore from the journal and reconcile with the brokers."""
+        await self.flusher.start()
+        state = replay(self.journal.recovered.records)
+        state.restore_portfolio(self.engine.portfolio)
+        open_before = self.engine.manager.resume(state.orders.values(), last_seq=state.last_seq)
+        cancelled = self._reconcile_paper(state.open_orders)
+        self.restored = {
+            "orders": len(state.orders),
+            "fills": len(state.fills),
+            "open_orders_found": open_before,
+            "closed_on_reconcile": cancelled,
+            "last_seq": state.last_seq,
+            "torn_tail_bytes_repaired": self.journal.recovered.truncated_bytes,
+            "problems": state.problems[:20],
+        }
+        log.info("state restored from the journal", **self.restored)
+        clock = self.daemon.clock
+        clock.set_periodic("core.bars", NS_PER_SECOND, lambda ev: self.engine.on_time(ev.ts_fired))
+        sync_ns = max(self.cfg.storage.journal.fsync_interval_ms, 50) * 1_000_000
+        clock.set_periodic("core.journal_sync", sync_ns, lambda _ev: self._sync_journal())
+
+    def _reconcile_paper(self, open_orders: list[Order]) -> int:
+        """Close journaled open orders that the (in-memory) paper broker cannot know any more."""
+        now = self.daemon.clock.now_ns()
+        n = 0
+        for order in open_orders:
+            self.engine.manager.on_order_update(
+                OrderUpdate(
+                    client_order_id=order.client_order_id,
+                    status=OrderStatus.CANCELLED,
+                    ts_event=now,
+                    reason="not at the paper broker after a restart",
+                )
+            )
+            n += 1
+        return n
+
+    def enable_trading(self) -> None:
+        self.engine.start()
+        self.trading = "enabled"
+        log.info("strategies started", strategies=sorted(self.engine.runners))
+
+    # ---- hot path --------------------------------------------------------------------------------
+
+    def on_event(self, event: MarketEvent) -> None:
+        self.engine.on_event(event)
+        cls = type(event)
+        if self._record_market and (cls is Trade or cls is Quote):
+            self.batch.record(event)
+
+    # ---- listeners (called from TapRecorder) -----------------------------------------------------
+
+    def _on_denial(self, d: RiskDenial) -> None:
+        log.info(
+            "risk denied",
+            strategy_id=d.strategy_id,
+            instrument_id=d.instrument_id,
+            side=d.side.value,
+            rule=d.rule,
+            message=d.message,
+            numbers=d.numbers,
+        )
+        self.daemon.watcher.on_denial(d.strategy_id, d.instrument_id, d.rule, d.message)
+
+    def _on_halt(self, h: RiskHaltEvent) -> None:
+        log.warning("risk halt" if h.halted else "risk resume", source=h.source, reason=h.reason, **h.numbers)
+        if h.halted and not self.daemon.stopping:
+            self.daemon.watcher.on_halt(f"{h.source}: {h.reason}")
+
+    def _on_strategy_error(self, e: StrategyErrorRecord) -> None:
+        log.error(
+            "strategy error: disabled",
+            strategy_id=e.strategy_id,
+            hook=e.hook,
+            error_type=e.error_type,
+            message=e.message,
+            traceback=e.traceback,
+        )
+        self.daemon.watcher.on_strategy_error(e.strategy_id, f"{e.hook} raised {e.error_type}: {e.message}")
+
+    def _on_issue(self, i: ExecutionIssue) -> None:
+        log.warning("execution issue", kind=str(i.kind), client_order_id=i.client_order_id, message=i.message)
+
+    def _sync_journal(self) -> None:
+        try:
+            self.journal.sync()
+        except Exception:
+            log.exception("journal fsync failed")
+
+    # ---- control surface -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        st = self.engine.status()
+        st.pop("positions", None)
+        st.pop("pnl", None)
+        gate = self.engine.gate
+        trading = self.trading
+        if trading == "enabled" and gate.halted:
+            trading = (
+                "halted (new entries blocked: "
+                + ", ".join(f"{k}: {v}" for k, v in gate.kill.halts.items())
+                + ")"
+            )
+        return {"trading": trading, **st, "restored": self.restored}
+
+    def positions(self) -> list[dict[str, Any]]:
+        return self.engine.positions()
+
+    def orders(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = msgspec.to_builtins(self.engine.manager.open_orders())
+        return out
+
+    def pnl(self) -> dict[str, Any]:
+        return {
+            k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v)
+            for k, v in self.engine.pnl().items()
+        }
+
+    def pause(self, strategy: str | None) -> list[str]:
+        return self.engine.pause(strategy)
+
+    def resume(self, strategy: str | None) -> list[str]:
+        names = self.engine.resume(strategy)
+        if self.trading == "halted":
+            self.trading = "enabled"
+        return names
+
+    def flatten(self, reason: str) -> dict[str, Any]:
+        return self.engine.flatten(reason)
+
+    def halt_entries(self, reason: str) -> None:
+        self.engine.halt_entries(reason)
+        self.trading = "stopping"
+
+    def cancel_open_orders(self) -> int:
+        return len(self.engine.manager.cancel_all())
+
+    def reload(self, cfg: OmnidConfig) -> list[str]:
+        """Apply the risk limits the live gate can take; report the rest (risk keys, strategies)."""
+        problems: list[str] = []
+        old_risk, new_risk = self.cfg.risk, cfg.risk
+        if old_risk != new_risk:
+            changed = [
+                f.name
+                for f in msgspec.structs.fields(type(old_risk))
+                if getattr(old_risk, f.name) != getattr(new_risk, f.name)
+            ]
+            live = [k for k in changed if k in LIVE_RISK_KEYS]
+            problems.extend(f"risk.{k}: needs a restart" for k in changed if k not in LIVE_RISK_KEYS)
+            if live:
+                self._apply_risk(new_risk)
+                log.info("risk limits reloaded", keys=live)
+        if self.cfg.strategies != cfg.strategies:
+            old = {s.name: s for s in self.cfg.strategies}
+            for sc in cfg.strategies:
+                if old.get(sc.name) != sc:
+                    problems.append(f"strategies[{sc.name}]: needs a restart (strategies are built at start)")
+            for name in sorted(set(old) - {s.name for s in cfg.strategies}):
+                problems.append(f"strategies[{name}]: removal needs a restart")
+        self.cfg = msgspec.structs.replace(self.cfg, risk=new_risk, strategies=cfg.strategies)
+        return problems
+
+    def _apply_risk(self, new_risk: Any) -> None:
+        """Swap the gate's stateless limit rules for ones built from the new config."""
+        gate = self.engine.gate
+        fresh = RiskGate(
+            new_risk,
+            clock=self.daemon.clock,
+            portfolio=self.engine.portfolio,
+            instruments=self.engine.instruments,
+            recorder=self.recorder,
+            calendars=self.cfg.calendars,
+        )
+        gate.collar = fresh.collar
+        gate.max_positions = fresh.max_positions
+        gate.exposure = fresh.exposure
+        gate.sizer = fresh.sizer
+        gate.rate.max_orders = fresh.rate.max_orders
+        gate.rate.window_ns = fresh.rate.window_ns
+
+    def stop(self) -> None:
+        self.engine.stop()
+        self.trading = "stopped"
+
+    def storage_status(self) -> dict[str, Any]:
+        if self._final_storage is not None:
+            return self._final_storage
+        s = self.flusher.stats()
+        sinks = s.get("sinks", {})
+        queued = sum(int(w.get("queued", 0)) for w in sinks.values())
+        errors = [
+            f"{n}: {w['last_error']}" for n, w in sinks.items() if w.get("spooling") and w.get("last_error")
+        ]
+        out: dict[str, Any] = {
+            "backlog": int(s.get("buffered", 0)) + queued,
+            "recorded": s.get("recorded", 0),
+            "dropped": s.get("dropped", 0),
+            "written": {n: w.get("written", 0) for n, w in sinks.items()},
+            "spooling": [n for n, w in sinks.items() if w.get("spooling")],
+            "journal_appends": self.journal.appends,
+        }
+        if errors:
+            out["error"] = "; ".join(errors)
+        return out
+
+    async def flush(self) -> None:
+        """Journal synced, storage flushed and closed (unwritten rows stay in the spool)."""
+        try:
+            self.journal.sync()
+        except Exception:
+            log.exception("journal sync on stop failed")
+        await self.flusher.stop(timeout_s=max(self.daemon.cfg.admin.stop_timeout_s / 2, 1.0))
+        self.journal.close()
+        workers = self.flusher.workers
+        self._final_storage = {
+            "backlog": self.batch.pending + sum(w.queued_rows for w in workers.values()),
+            "recorded": self.batch.recorded + self.batch.pending,
+            "dropped": self.batch.dropped,
+            "written": {n: w.rows_written for n, w in workers.items()},
+            "spooling": [n for n, w in workers.items() if w.spooling],
+            "journal_appends": self.journal.appends,
+            "closed": True,
+        }
+        log.info("storage flushed", **self._final_storage)
+
+
+def engine_core_factory(daemon: Daemon) -> EngineCore:
+    return EngineCore(daemon)
