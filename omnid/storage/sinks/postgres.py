@@ -213,19 +213,23 @@ class PostgresSink:
     async def _upsert(self, conn: asyncpg.Connection, spec: TableSpec, rows: list[Row]) -> None:
         stg = f"stg_{spec.group}_{spec.name}"
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
-        async with conn.transaction():
-            if stg not in self._staging:
+        try:
+            async with conn.transaction():
+                if stg not in self._staging:
+                    await conn.execute(
+                        f'CREATE TEMP TABLE IF NOT EXISTS "{stg}" (LIKE {self.qualified(spec)}) '
+                        "ON COMMIT DELETE ROWS"
+                    )
+                    self._staging.add(stg)
+                await conn.copy_records_to_table(stg, columns=spec.column_names,
+                                                 records=self._stream(rows), timeout=self.timeout_s)
                 await conn.execute(
-                    f'CREATE TEMP TABLE IF NOT EXISTS "{stg}" (LIKE {self.qualified(spec)}) '
-                    "ON COMMIT DELETE ROWS"
+                    f"INSERT INTO {self.qualified(spec)} ({cols}) "
+                    f'SELECT {cols} FROM "{stg}" ON CONFLICT DO NOTHING'
                 )
-                self._staging.add(stg)
-            await conn.copy_records_to_table(stg, columns=spec.column_names, records=self._stream(rows),
-                                             timeout=self.timeout_s)
-            await conn.execute(
-                f"INSERT INTO {self.qualified(spec)} ({cols}) "
-                f'SELECT {cols} FROM "{stg}" ON CONFLICT DO NOTHING'
-            )
+        except BaseException:
+            self._staging.discard(stg)  # a rollback also undid the CREATE TEMP TABLE
+            raise
         self.upserts += 1
 
     async def write(self, batch: Batch, rows: list[Row]) -> None:
