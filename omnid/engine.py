@@ -139,6 +139,11 @@ class Engine:
         self.intents = 0
         self.orders = 0
         self.denials = 0
+        # Bound once: the hot path calls these directly.
+        self._paper_trade = paper.on_trade if paper is not None else None
+        self._mark = portfolio.mark
+        self._feat_trade = features.on_trade
+        self._exit_price = gate.exits.on_price
         manager.order_listeners.append(self._on_order)
         manager.fill_listeners.append(self._on_fill)
 
@@ -278,19 +283,19 @@ class Engine:
     def on_trade(self, trade: Trade) -> None:
         iid = trade.instrument_id
         px = trade.price
-        paper = self.paper
+        paper = self._paper_trade
         if paper is not None:
-            self._busy += 1
-            try:
-                paper.on_trade(trade)
-            finally:
-                self._busy -= 1
+            # No try/finally on the hot path: if the broker raises, the error propagates to the
+            # caller and the next event resets the flag; queued intents run after that step.
+            self._busy = 1
+            paper(trade)
+            self._busy = 0
             if self._queue:
                 self._drain()
-        self.portfolio.mark(iid, px)
+        self._mark(iid, px)
         self._last[iid] = px
-        bar = self.features.on_trade(trade)
-        exit_intent = self.gate.exits.on_price(iid, px, trade.ts_event)
+        bar = self._feat_trade(trade)
+        exit_intent = self._exit_price(iid, px, trade.ts_event)
         if exit_intent is not None:
             self._process([exit_intent])
         handlers = self._trade_handlers.get(iid)
@@ -312,11 +317,9 @@ class Engine:
         iid = bar.instrument_id
         paper = self.paper
         if paper is not None:
-            self._busy += 1
-            try:
-                paper.on_bar(bar)
-            finally:
-                self._busy -= 1
+            self._busy = 1
+            paper.on_bar(bar)
+            self._busy = 0
             if self._queue:
                 self._drain()
         px = bar.close
@@ -344,11 +347,9 @@ class Engine:
     def on_quote(self, quote: Quote) -> None:
         paper = self.paper
         if paper is not None:
-            self._busy += 1
-            try:
-                paper.on_quote(quote)
-            finally:
-                self._busy -= 1
+            self._busy = 1
+            paper.on_quote(quote)
+            self._busy = 0
             if self._queue:
                 self._drain()
         self.features.on_quote(quote)
@@ -583,9 +584,9 @@ def build_engine(
     that do not name one (``"tick"``, or the bar interval a backtest replays, e.g. ``"1d"``).
     """
     insts = list(instruments) if instruments is not None else cfg.instrument_models()
-    features = FeatureEngine(insts, book_levels=_features_cfg(cfg, "book_levels", 1000))
+    features = FeatureEngine(insts, book_levels=cfg.features.book_levels)
     for inst in insts:
-        for src, spec in _features_cfg(cfg, "indicators", {}).items():
+        for src, spec in cfg.features.indicators.items():
             features.ensure_all(inst.id, spec, src)
     portfolio = Portfolio(
         clock, initial_cash=cash, currency=cfg.omnid.base_currency, timezone=cfg.omnid.timezone,
@@ -599,7 +600,7 @@ def build_engine(
     client_list = list(clients)
     broker: PaperBroker | None = None
     if use_paper if use_paper is not None else True:
-        pcfg = paper if paper is not None else _paper_cfg(cfg)
+        pcfg = paper if paper is not None else cfg.paper
         broker = PaperBroker(clock, pcfg, instruments=insts)
     router = Router(client_list, default=broker)
     manager = OrderManager(clock=clock, router=router, portfolio=portfolio, recorder=recorder,
@@ -612,16 +613,6 @@ def build_engine(
     for sc in strategies if strategies is not None else cfg.strategies:
         engine.add_strategy_config(sc)
     return engine
-
-
-def _paper_cfg(cfg: OmnidConfig) -> PaperConfig:
-    found = getattr(cfg, "paper", None)
-    return found if isinstance(found, PaperConfig) else PaperConfig()
-
-
-def _features_cfg(cfg: OmnidConfig, key: str, default: Any) -> Any:
-    section = getattr(cfg, "features", None)
-    return getattr(section, key, default) if section is not None else default
 
 
 __all__ = ["Engine", "build_engine", "source_name"]

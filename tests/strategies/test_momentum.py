@@ -90,3 +90,33 @@ def test_next_day_reopens_the_window() -> None:
     assert _feed(rig, _at(15, 25), 101.0, 100.0, 60.0, 0.3) is None
     assert _feed(rig, _at(9, 20, day=24), 101.0, 100.0, 60.0, 0.3) is not None
     assert any(n.endswith(f"square_off:{IID}") for n in rig.clock.timer_names())
+
+
+def _feed_no_book(rig: Rig, ts: int, price: float, side: Side, size: float = 1.0) -> list | None:  # type: ignore[type-arg]
+    rig.clock.advance_to(ts)
+    rig.features.set(IID, "vwap", 100.0)
+    rig.features.set(IID, "rsi:14", 60.0)
+    return rig.strategy.on_trade(Trade(IID, price, size, side, ts, ts))
+
+
+def test_without_book_data_trade_flow_stands_in_for_imbalance() -> None:
+    """No quotes/depth: the signed trade-flow average decides, and the reason says so."""
+    rig = _rig(_at(9, 0), flow_window=3)
+    assert _feed_no_book(rig, _at(10, 0), 101.0, Side.SELL, 2.0) is None  # flow -1: no entry
+    assert _feed_no_book(rig, _at(10, 1), 101.0, Side.BUY, 1.0) is None  # flow (-1 .. ) still < 0
+    out = None
+    for k in range(2, 6):
+        out = _feed_no_book(rig, _at(10, k), 101.0, Side.BUY, 1.0)
+        if out:
+            break
+    assert out is not None and "trade-flow imbalance" in out[0].reason
+    assert 0.0 < out[0].numbers["imbalance"] <= 1.0
+
+
+def test_no_book_ignore_and_block() -> None:
+    """no_book = "ignore" enters on VWAP and RSI alone; "block" never enters without book data."""
+    rig = _rig(_at(9, 0), no_book="ignore")
+    out = _feed_no_book(rig, _at(10, 0), 101.0, Side.SELL)
+    assert out is not None and "imbalance" not in out[0].numbers
+    rig = _rig(_at(9, 0), no_book="block")
+    assert _feed_no_book(rig, _at(10, 0), 101.0, Side.BUY) is None

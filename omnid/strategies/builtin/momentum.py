@@ -5,6 +5,12 @@ Enter long when price > session VWAP and RSI > ``rsi_entry`` (50) and book imbal
 RSI < ``rsi_exit`` (45). Flat by the square-off time: a one-shot clock timer at each session's
 square-off closes what is open even if no tick arrives, and no entry is taken after it.
 
+Order-book imbalance needs book data (quotes or depth). Until an instrument's book has been seen,
+``no_book`` decides: ``"trade_flow"`` (default) uses the signed trade-flow imbalance instead, an
+exponential average over ``flow_window`` trades of (buy volume - sell volume) / volume, by the
+aggressor side (trades with no side count as neither); ``"ignore"`` drops the condition (bar
+backtests); ``"block"`` takes no entry. Intents say which imbalance they used.
+
 The square-off time is ``square_off`` (local ``HH:MM`` in the instrument's calendar time zone) or,
 when empty, ``square_off_before_close`` minutes before the session close. A 24/7 calendar (crypto)
 has no square-off unless ``square_off`` is set; its session is the UTC day.
@@ -13,7 +19,7 @@ has no square-off unless ``square_off`` is set; its session is the UTC day.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from omnid.calendar import NS_PER_SECOND, parse_hhmm
 from omnid.clock import TimeEvent
@@ -21,6 +27,9 @@ from omnid.errors import ConfigError
 from omnid.model import Instrument, Side, Trade
 from omnid.strategies.base import Indicator, Intents, Strategy, StrategyParams
 from omnid.strategies.registry import register
+
+_BUY = Side.BUY
+_SELL = Side.SELL
 
 
 class MomentumParams(StrategyParams, frozen=True):
@@ -34,6 +43,10 @@ class MomentumParams(StrategyParams, frozen=True):
     imbalance_min: float = 0.0
     #: Book levels the imbalance sums (a top-of-book quote gives level 1 only).
     imbalance_levels: int = 5
+    #: Without book data: "trade_flow" (signed trade-flow imbalance), "ignore" the condition, "block".
+    no_book: Literal["trade_flow", "ignore", "block"] = "trade_flow"
+    #: Trades in the trade-flow imbalance's exponential average.
+    flow_window: int = 50
     #: Fixed order size; 0 = the risk gate's sizing rule.
     qty: float = 0.0
     #: Local HH:MM square-off time in the instrument's calendar zone; "" = derive from the close.
@@ -46,6 +59,8 @@ class MomentumParams(StrategyParams, frozen=True):
     take_profit_pct: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.flow_window < 1:
+            raise ValueError(f"flow_window must be >= 1, got {self.flow_window}")
         if self.imbalance_levels < 1:
             raise ValueError(f"imbalance_levels must be >= 1, got {self.imbalance_levels}")
         if self.rsi_period < 2:
@@ -68,7 +83,8 @@ class MomentumParams(StrategyParams, frozen=True):
 class _Inst:
     """Per-instrument features and the cached entry window of its current session."""
 
-    __slots__ = ("imbalance", "instrument", "lo", "rsi", "sq", "valid_until", "vwap")
+    __slots__ = ("book_seen", "flow_den", "flow_num", "imbalance", "instrument", "lo", "rsi", "sq",
+                 "valid_until", "vwap")
 
     def __init__(self, instrument: Instrument, vwap: Indicator, rsi: Indicator, imbalance: Indicator) -> None:
         self.instrument = instrument
@@ -78,6 +94,9 @@ class _Inst:
         self.lo = 0  # session open
         self.sq = 0  # square-off time: no entries at or after it, flat by it
         self.valid_until = -1  # recompute the window when a tick reaches this
+        self.book_seen = False
+        self.flow_num = 0.0  # EWMA of signed traded size
+        self.flow_den = 0.0  # EWMA of traded size
 
 
 @register
@@ -99,6 +118,9 @@ class Momentum(Strategy):
                 self.feature(iid, f"obi:{p.imbalance_levels}"),
             )
         self._rsi_key = f"rsi_{p.rsi_period}"
+        self._flow_alpha = 2.0 / (p.flow_window + 1)
+        self._no_book = p.no_book
+        self._position_qty = self.portfolio.position_qty  # bound once: called on every tick
         now = self.clock.now_ns()
         if now > 0:
             for iid, st in self._insts.items():
@@ -125,42 +147,72 @@ class Momentum(Strategy):
             self.at(f"square_off:{iid}", st.sq)
 
     def on_trade(self, trade: Trade) -> Intents:
-        return self.on_price(trade.instrument_id, trade.price, trade.ts_event)
+        # The hot path (scenario a): one dict lookup, a few attribute reads and float compares.
+        iid = trade.instrument_id
+        st = self._insts[iid]
+        if not st.book_seen:
+            if st.imbalance.value == st.imbalance.value:  # not NaN: book data has arrived
+                st.book_seen = True
+            else:
+                a = self._flow_alpha
+                size = trade.size
+                side = trade.side
+                signed = size if side is _BUY else -size if side is _SELL else 0.0
+                st.flow_num += a * (signed - st.flow_num)
+                st.flow_den += a * (size - st.flow_den)
+        return self._decide(iid, st, trade.price, trade.ts_event)
 
     def on_price(self, instrument_id: str, price: float, ts: int) -> Intents:
         st = self._insts[instrument_id]
+        if not st.book_seen and st.imbalance.value == st.imbalance.value:
+            st.book_seen = True
+        return self._decide(instrument_id, st, price, ts)
+
+    def _decide(self, iid: str, st: _Inst, price: float, ts: int) -> Intents:
         if ts >= st.valid_until:
-            self._window(instrument_id, st, ts)
+            self._window(iid, st, ts)
         vwap = st.vwap.value
         rsi = st.rsi.value
-        pos = self.position_qty(instrument_id)
+        pos = self._position_qty(iid)
+        p = self.params
         if pos > 0:
             if ts >= st.sq:
-                return self._close(instrument_id, "square-off time reached", price, vwap, rsi, ts)
+                return self._close(iid, "square-off time reached", price, vwap, rsi, ts)
             if price < vwap:
-                return self._close(instrument_id, f"price {price:.6g} fell below VWAP {vwap:.6g}",
-                                   price, vwap, rsi, ts)
-            if rsi < self.params.rsi_exit:
-                return self._close(instrument_id, f"RSI {rsi:.4g} fell below {self.params.rsi_exit:g}",
-                                   price, vwap, rsi, ts)
+                return self._close(iid, f"price {price:.6g} fell below VWAP {vwap:.6g}", price, vwap, rsi, ts)
+            if rsi < p.rsi_exit:
+                return self._close(iid, f"RSI {rsi:.4g} fell below {p.rsi_exit:g}", price, vwap, rsi, ts)
             return None
         if pos < 0:  # long-only: a short here is not this strategy's; the square-off timer flattens it
             return None
-        if not (price > vwap and rsi > self.params.rsi_entry):  # NaN while warming up fails too
+        if not (price > vwap and rsi > p.rsi_entry):  # NaN while warming up fails too
             return None
-        imb = st.imbalance.value
-        if not imb > self.params.imbalance_min:
+        if st.book_seen:
+            imb = st.imbalance.value
+            what = "book imbalance"
+        elif self._no_book == "trade_flow":
+            imb = st.flow_num / st.flow_den if st.flow_den > 0.0 else math.nan
+            what = "trade-flow imbalance"
+        elif self._no_book == "ignore":
+            imb = math.inf
+            what = ""
+        else:
             return None
-        if not st.lo <= ts < st.sq or not self.may_enter(instrument_id):
+        if not imb > p.imbalance_min:
             return None
-        p = self.params
+        if not st.lo <= ts < st.sq or not self.may_enter(iid):
+            return None
+        numbers = {"price": price, "vwap": vwap, self._rsi_key: rsi}
+        because = f"price {price:.6g} above session VWAP {vwap:.6g}, RSI {rsi:.4g} > {p.rsi_entry:g}"
+        if what:
+            numbers["imbalance"] = imb
+            because += f", {what} {imb:.3g} > {p.imbalance_min:g}"
         return [
             self.intent(
-                instrument_id,
+                iid,
                 Side.BUY,
-                f"price {price:.6g} above session VWAP {vwap:.6g}, RSI {rsi:.4g} > {p.rsi_entry:g}, "
-                f"book imbalance {imb:.3g} > {p.imbalance_min:g}: enter long",
-                {"price": price, "vwap": vwap, self._rsi_key: rsi, "imbalance": imb},
+                f"{because}: enter long",
+                numbers,
                 qty=p.qty,
                 stop_loss=price * (1.0 - p.stop_loss_pct) if p.stop_loss_pct else None,
                 take_profit=price * (1.0 + p.take_profit_pct) if p.take_profit_pct else None,
