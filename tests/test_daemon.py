@@ -253,3 +253,102 @@ def test_reload_applies_live_sections_and_reports_the_rest(data_dir: Path, tmp_p
     config.write_text(text)
     assert status(env, config)["ready"] is True
     assert d.stop() == 0
+
+
+#: A quick strategy added to the embedded default so paper fills happen within seconds.
+FAST_STRATEGY = """
+[[strategies]]
+name = "fastcross"
+kind = "sma_cross"
+instruments = ["BTCUSDT.SIM"]
+params = { fast = 3, slow = 8, mode = "long_short", qty = 0.001 }
+"""
+
+
+def _sqlite_count(path: Path, table: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        n: int = db.execute(f"select count(*) from {table}").fetchone()[0]
+    return n
+
+
+def test_lifecycle_start_status_pause_resume_flatten_stop(data_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "omnid.toml"
+    config.write_text(EXAMPLE.read_text() + FAST_STRATEGY)
+    env = _env(data_dir)
+    try:
+        r = cli(env, "start", config=config)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "omnid started" in r.stdout
+
+        def traded() -> dict[str, Any] | None:
+            s = status(env, config)
+            return s if s["counts"]["orders"] >= 2 and s["storage"]["written"].get("sqlite", 0) > 0 else None
+
+        s = wait_for(traded, 60, "paper orders")
+        assert s["ready"] is True and s["trading"] == "enabled"
+        [feed] = s["feeds"]
+        assert feed["state"] == "connected" and feed["rate"] > 0 and feed["last_age_s"] < 5
+        assert set(s["prices"]) >= {"BTCUSDT.SIM", "ETHUSDT.SIM"}
+        names = {st["name"]: st for st in s["strategies"]}
+        assert names["fastcross"]["state"] == "running"
+        assert s["alerts"]["dropped"] == 0 and "backlog" in s["storage"]
+
+        human = cli(env, "status", config=config)
+        assert human.returncode == 0 and "fastcross" in human.stdout and "sim" in human.stdout
+
+        r = cli(env, "pause", "fastcross", config=config)
+        assert r.returncode == 0 and "paused: fastcross" in r.stdout
+        paused = {st["name"]: st["state"] for st in status(env, config)["strategies"]}
+        assert paused["fastcross"] == "paused"
+        r = cli(env, "pause", "nosuch", config=config)
+        assert r.returncode == 1 and "no strategy named 'nosuch'" in r.stderr
+        r = cli(env, "resume", "fastcross", config=config)
+        assert r.returncode == 0 and "resumed: fastcross" in r.stdout
+        assert {st["name"]: st["state"] for st in status(env, config)["strategies"]}["fastcross"] == "running"
+
+        r = cli(env, "flatten", "--json", config=config)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["halted"] is True
+        flat = wait_for(
+            lambda: (st := status(env, config))["trading"].startswith("halted")
+            and all(abs(p["qty"]) < 1e-12 for p in st["positions"])
+            and st,
+            30,
+            "flat after flatten",
+        )
+        assert flat["risk"]["halted"] is True
+        for cmd in ("positions", "orders", "pnl"):
+            r = cli(env, cmd, "--json", config=config)
+            assert r.returncode == 0, r.stderr
+            json.loads(r.stdout)
+        before = status(env, config)
+        orders_seen = before["counts"]["orders"]
+
+        r = cli(env, "stop", config=config)
+        assert r.returncode == 0, r.stderr
+        assert "omnid stopped" in r.stdout
+        assert not (data_dir / "omnid.pid").exists() and not (data_dir / "omnid.sock").exists()
+        assert cli(env, "status", config=config).returncode == 3
+
+        # State flushed: every order reached SQLite and the journal; the journal restores on restart.
+        db = data_dir / "omnid.sqlite"
+        assert _sqlite_count(db, "exec_orders") >= orders_seen
+        assert _sqlite_count(db, "exec_fills") >= 1
+        assert _sqlite_count(db, "md_trades") > 0
+        events = log_events(data_dir)
+        assert any(e["event"] == "storage flushed" and e["backlog"] == 0 for e in events)
+        assert any(e["event"] == "fill" and e["strategy_id"] == "fastcross" for e in events)
+        assert any(e["event"] == "stopped" for e in events)
+
+        r = cli(env, "start", config=config)
+        assert r.returncode == 0, r.stderr
+        restored = status(env, config)["restored"]
+        assert restored["orders"] >= orders_seen and restored["fills"] >= 1
+        assert cli(env, "stop", config=config).returncode == 0
+    finally:
+        pid = data_dir / "omnid.pid"
+        if pid.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid.read_text().strip()), signal.SIGKILL)
