@@ -32,6 +32,8 @@ COMMAND_MODULES = [
     "config",
     "daemon",
     "features",
+    "binance",
+    "backtest",
 ]
 
 
