@@ -275,7 +275,7 @@ class Portfolio:
         """Value a position at ``price`` (every tick: cheap; instruments without a position are
         ignored)."""
         book = self._books.get(instrument_id)
-        if book is None:
+        if book is None or price - price != 0.0:  # untraded, or a NaN/inf price from bad data
             return
         now = self._clock.now_ns()
         if now >= self._day_end:

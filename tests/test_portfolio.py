@@ -366,3 +366,13 @@ def test_ledger_property_no_drift_shrinkable(fills: list[tuple[int, bool, int, i
         p.apply_fill(fill(ids[i], side, float(qty), float(price), float(fee)))
         ref.apply(ids[i], side, qty, price, fee)
     _check(p, ref, len(fills))
+
+
+def test_non_finite_marks_are_ignored() -> None:
+    p, _ = make()
+    p.apply_fill(fill("K.X", Side.BUY, 1, 10.0))
+    p.mark("K.X", float("nan"))
+    p.mark("K.X", float("inf"))
+    assert p.equity() == 10_000.0
+    p.mark("K.X", 12.0)
+    assert p.equity() == 10_002.0

@@ -192,20 +192,22 @@ class PaperBroker:
         if ws is None or not self._use_trades:
             return
         p = trade.price
-        self._match(ws, p, p, trade.size, trade.size, trade.ts_event)
+        if p - p == 0.0:  # skips NaN and inf prices: bad data must not become a fill
+            self._match(ws, p, p, trade.size, trade.size, trade.ts_event)
 
     def on_quote(self, quote: Quote) -> None:
         ws = self._working.get(quote.instrument_id)
         if ws is None or not self._use_quotes:
             return
-        if quote.ask > 0 and quote.bid > 0:
+        if 0 < quote.ask < _INF and 0 < quote.bid < _INF:
             self._match(ws, quote.ask, quote.bid, quote.ask_size, quote.bid_size, quote.ts_event)
 
     def on_bar(self, bar: Bar) -> None:
         ws = self._working.get(bar.instrument_id)
         if ws is None or not self._use_bars:
             return
-        self._match_bar(ws, bar)
+        if bar.open - bar.open == 0.0 and bar.high - bar.high == 0.0 and bar.low - bar.low == 0.0:
+            self._match_bar(ws, bar)
 
     # ---------------------------------------------------------------------------------------------
     # Queries

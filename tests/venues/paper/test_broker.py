@@ -454,3 +454,17 @@ def test_day_orders_follow_the_instrument_session() -> None:
     t.ts_event = monday_15utc + 6 * 3600 * S
     b.on_trade(t)
     assert b.working_orders() == []
+
+
+def test_non_finite_prices_never_fill() -> None:
+    b, ev, clock = make()
+    b.submit(order(Side.BUY, 1, clock=clock))
+    b.on_trade(trade(float("nan")))
+    b.on_trade(trade(float("inf")))
+    b.on_bar(bar(T0, float("nan"), 1, 1, 1))
+    b.on_quote(
+        Quote(instrument_id=IID, bid=1.0, ask=float("inf"), bid_size=1, ask_size=1, ts_event=T0, ts_init=T0)
+    )
+    assert ev.fills == []
+    b.on_trade(trade(7.0))
+    assert [f.price for f in ev.fills] == [7.0]
