@@ -33,7 +33,6 @@ COMMAND_MODULES = [
     "daemon",
     "features",
     "binance",
-    "backtest",
 ]
 
 
