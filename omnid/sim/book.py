@@ -136,6 +136,14 @@ class TradeBook:
         self.touched = False
         self.index = len(self._sample_ts)
 
+    def replace_last_sample(self, ts: int) -> None:
+        """Redo the last sample (after fills booked at the very end, e.g. closing at the end)."""
+        if self._sample_ts:
+            touched = self.touched or self._sample_flag[-1]
+            del self._sample_ts[-1], self._sample_eq[-1], self._sample_flag[-1]
+            self.touched = touched
+        self.sample(ts)
+
     def open_trips(self) -> list[RoundTrip]:
         """Still-open lots as round trips marked to the last price (``open=True``), no exit fee."""
         out: list[RoundTrip] = []
