@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "daemon",
     "features",
     "binance",
+    "backtest",
 ]
 
 
