@@ -34,6 +34,8 @@ COMMAND_MODULES = [
     "features",
     "binance",
     "backtest",
+    "db",
+    "data",
 ]
 
 

@@ -59,7 +59,7 @@ def test_bars_from_arrays_match_a_loop() -> None:
 
 async def _exercise(cfg: StorageConfig, tmp_path: Path) -> None:
     ticks = tmp_path / "ticks.csv"
-    ts, price, qty = _ticks(ticks)
+    _ts, price, qty = _ticks(ticks)
     res = await import_file(ticks, cfg, tmp_path, venue="SIM")
     again = await import_file(ticks, cfg, tmp_path, venue="SIM")
     assert res.rows == again.rows == 600 and res.table == "md.trades"
