@@ -34,6 +34,7 @@ from omnid.risk.config import RiskConfig
 from omnid.risk.events import RiskDenial, RiskHaltEvent, RiskStatus
 from omnid.risk.exits import QTY_EPS, ExitManager, resolve_calendars
 from omnid.risk.rules import (
+    DupKey,
     DuplicateGuard,
     ExposureCaps,
     KillSwitch,
@@ -53,6 +54,14 @@ Emit = Callable[[OrderIntent], None]
 _replace = msgspec.structs.replace
 _LIMIT_TYPES = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_MAKER})
 _STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+# Enum member lookups on the class cost ~0.1 µs each in Python 3.11: bind them once.
+_MARKET = OrderType.MARKET
+_OPEN = IntentAction.OPEN
+_CLOSE = IntentAction.CLOSE
+_BUY = Side.BUY
+_SELL = Side.SELL
+_NONE = Side.NONE
+_INF = math.inf
 
 SANITY = "sanity"
 CLOSE_POSITION = "close_position"
@@ -63,7 +72,7 @@ class _Pending:
 
     __slots__ = ("iid", "key", "leaves", "sign")
 
-    def __init__(self, iid: str, key: tuple[str, str, str, str], sign: int, leaves: float) -> None:
+    def __init__(self, iid: str, key: DupKey, sign: int, leaves: float) -> None:
         self.iid = iid
         self.key = key
         self.sign = sign
@@ -130,6 +139,16 @@ class RiskGate:
         self._plans_exits = bool(
             config.exits.stop_loss_pct or config.exits.take_profit_pct or config.exits.trailing_stop_pct
         )
+        # Which rules have anything to do, decided once (the hot path skips the rest).
+        self._loss_on = self.loss.enabled
+        self._dup_on = self.duplicate.enabled
+        self._dup_window = self.duplicate.enabled and self.duplicate.window_ns > 0
+        self._rate_on = self.rate.max_orders > 0
+        self._caps_on = self.exposure.has_symbol or self.exposure.has_gross
+        self._session_iids = frozenset(
+            iid for iid, inst in self._instruments.items()
+            if (config.session_window and not inst.calendar.always_open) or iid in cutoffs
+        )
         self._orders: dict[str, _Pending] = {}
         # Orders in flight per instrument: [buy leaves, sell leaves]. Limits assume the worst
         # outcome (every order on the side that grows the position fills, every other does not).
@@ -174,46 +193,48 @@ class RiskGate:
         if inst is None:
             return self._deny(intent, (SANITY, f"unknown instrument {iid!r}", {}), now)
         side = intent.side
-        sign = side.sign
+        sign = 1 if side is _BUY else -1 if side is _SELL else 0
         if sign == 0:
             return self._deny(intent, (SANITY, f"side must be buy or sell, got {side.value!r}", {}), now)
-        if not (last_price > 0.0 and last_price < math.inf):
+        if not 0.0 < last_price < _INF:
             return self._deny(intent, (SANITY, f"last price {last_price} is not a usable price",
                                        {"last_price": last_price}), now)
         qty = intent.qty
-        if not (qty >= 0.0 and qty < math.inf):
+        if not 0.0 <= qty < _INF:
             return self._deny(intent, (SANITY, f"quantity {qty} is not a usable quantity", {"qty": qty}), now)
         rounder = self._rounders[iid]
         order_type = intent.order_type
         limit = intent.limit_price
         stop = intent.stop_price
-        if order_type in _LIMIT_TYPES:
-            if limit is None or not (limit > 0.0 and limit < math.inf):
-                return self._deny(intent, (SANITY, f"a {order_type.value} order needs a positive limit "
-                                           f"price, got {limit}", {}), now)
-            limit = rounder.price(limit, side)
-        if order_type in _STOP_TYPES:
-            if stop is None or not (stop > 0.0 and stop < math.inf):
-                return self._deny(intent, (SANITY, f"a {order_type.value} order needs a positive stop "
-                                           f"price, got {stop}", {}), now)
-            stop = rounder.price(stop, Side.NONE)
-        opening = intent.action is IntentAction.OPEN
-        key = (intent.strategy_id, iid, side.value, intent.action.value)
+        if order_type is not _MARKET:
+            if order_type in _LIMIT_TYPES:
+                if limit is None or not 0.0 < limit < _INF:
+                    return self._deny(intent, (SANITY, f"a {order_type.value} order needs a positive "
+                                               f"limit price, got {limit}", {}), now)
+                limit = rounder.price(limit, side)
+            if order_type in _STOP_TYPES:
+                if stop is None or not 0.0 < stop < _INF:
+                    return self._deny(intent, (SANITY, f"a {order_type.value} order needs a positive "
+                                               f"stop price, got {stop}", {}), now)
+                stop = rounder.price(stop, _NONE)
+        action = intent.action
+        opening = action is _OPEN
+        key = (intent.strategy_id, iid, side, action)
         flatten: Verdict | None = None
 
+        v: Verdict | None = None
         if opening:
-            v = self.loss.evaluate(self._pf, now) if self.loss.enabled else None
-            if v is not None:
-                flatten = v
-            elif self.kill.halts:
+            if self._loss_on:
+                v = flatten = self.loss.evaluate(self._pf, now)
+            if v is None and self.kill.halts:
                 v = self.kill.check()
-            if v is None:
+            if v is None and iid in self._session_iids:
                 v = self.session.check(inst, iid, now)
-            if v is None:
+            if v is None and self._dup_on:
                 v = self.duplicate.check(key, now)
-            if v is None:
+            if v is None and self._rate_on:
                 v = self.rate.check(now)
-        else:
+        elif self._dup_on:
             v = self.duplicate.check(key, now)
         if v is not None:
             denial = self._deny(intent, v, now)
@@ -252,7 +273,7 @@ class RiskGate:
                 v = self.max_positions.check(self._projected_positions())
                 if v is not None:
                     return self._deny(intent, v, now)
-            if self.exposure.has_symbol or self.exposure.has_gross:
+            if self._caps_on:
                 capped = self._cap_exposure(iid, inst, sign, before, opposite, qty, ref, auto, rounder)
                 if isinstance(capped, tuple):
                     return self._deny(intent, capped, now)
@@ -264,8 +285,10 @@ class RiskGate:
         if v is not None:
             return self._deny(intent, v, now)
 
-        self.rate.approved(now)
-        self.duplicate.approved(key, now)
+        if self._rate_on:
+            self.rate.approved(now)
+        if self._dup_window:
+            self.duplicate.approved(key, now)
         self.approvals += 1
         self._px[iid] = ref
         out = _replace(intent, qty=qty, limit_price=limit, stop_price=stop)
@@ -368,7 +391,7 @@ class RiskGate:
             return
         sign = order.side.sign
         leaves = order.leaves_qty
-        key = (order.strategy_id, iid, order.side.value, order.action.value)
+        key = (order.strategy_id, iid, order.side, order.action)
         self._orders[coid] = _Pending(iid, key, sign, leaves)
         self._adjust_pending(iid, sign, leaves)
         if iid not in self._px:

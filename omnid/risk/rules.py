@@ -14,10 +14,15 @@ from collections import deque
 from collections.abc import Mapping
 
 from omnid.calendar import NS_PER_SECOND, TradingCalendar, to_ns, zone
-from omnid.model import Instrument, Side
+from omnid.model import Instrument, IntentAction, Side
 from omnid.ports import PortfolioView
 
+_BUY = Side.BUY
+_SELL = Side.SELL
+
 Verdict = tuple[str, str, dict[str, float]]
+#: (strategy_id, instrument_id, side, action): what the duplicate guard compares.
+DupKey = tuple[str, str, Side, IntentAction]
 
 # Relative slack for comparisons of float money against a limit, so that a value computed exactly at
 # the limit (0.1 + 0.2 style noise included) passes and anything materially over it does not.
@@ -248,10 +253,10 @@ class DuplicateGuard:
     def __init__(self, *, enabled: bool, window_ns: int) -> None:
         self.enabled = enabled
         self.window_ns = window_ns
-        self.open: dict[tuple[str, str, str, str], int] = {}
-        self.last: dict[tuple[str, str, str, str], int] = {}
+        self.open: dict[DupKey, int] = {}
+        self.last: dict[DupKey, int] = {}
 
-    def check(self, key: tuple[str, str, str, str], now: int) -> Verdict | None:
+    def check(self, key: DupKey, now: int) -> Verdict | None:
         if not self.enabled:
             return None
         n = self.open.get(key, 0)
@@ -273,7 +278,7 @@ class DuplicateGuard:
                 )
         return None
 
-    def approved(self, key: tuple[str, str, str, str], now: int) -> None:
+    def approved(self, key: DupKey, now: int) -> None:
         if self.enabled and self.window_ns:
             self.last[key] = now
 
@@ -359,13 +364,14 @@ class Rounder:
         if tick <= 0:
             return price
         steps = price / tick
-        if side is Side.BUY:
+        if side is _BUY:
             n = math.floor(steps + 1e-9)
-        elif side is Side.SELL:
+        elif side is _SELL:
             n = math.ceil(steps - 1e-9)
         else:
             n = round(steps)
-        return round(n * tick, self.tick_places)
+        places = self.tick_places
+        return n * tick if places == 0 else round(n * tick, places)
 
     def qty(self, qty: float) -> float:
         """Round a positive quantity down to the lot."""
@@ -373,7 +379,10 @@ class Rounder:
         if lot <= 0:
             return qty
         n = math.floor(qty / lot + 1e-9)
-        return round(n * lot, self.lot_places) if n else 0.0
+        if not n:
+            return 0.0
+        places = self.lot_places
+        return n * lot if places == 0 else round(n * lot, places)
 
 
 def _places(step: float) -> int:

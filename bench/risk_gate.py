@@ -1,0 +1,104 @@
+"""How long RiskGate.check takes per intent (median of several runs), for the cases a backtest sends.
+
+Run: .venv/bin/python bench/risk_gate.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from omnid.clock import SimClock
+from omnid.model import Instrument, IntentAction, OrderIntent, Position, Side
+from omnid.ports import NullRecorder
+from omnid.risk import RiskConfig, RiskGate
+
+N = 200_000
+RUNS = 5
+
+
+class StaticPortfolio:
+    """A portfolio whose answers do not change: the bench measures the gate, not a ledger."""
+
+    def __init__(self, qty: float) -> None:
+        self._pos = Position(instrument_id="AAA.SIM", qty=qty, avg_price=100.0, last_price=100.0)
+
+    def equity(self) -> float:
+        return 100_000.0
+
+    def cash(self) -> float:
+        return 100_000.0 - self._pos.qty * 100.0
+
+    def position(self, instrument_id: str) -> Position | None:
+        return self._pos if instrument_id == "AAA.SIM" else None
+
+    def position_qty(self, instrument_id: str) -> float:
+        return self._pos.qty if instrument_id == "AAA.SIM" else 0.0
+
+    def open_position_count(self) -> int:
+        return 1 if self._pos.qty else 0
+
+    def exposure(self, instrument_id: str) -> float:
+        return abs(self.position_qty(instrument_id)) * 100.0
+
+    def gross_exposure(self) -> float:
+        return abs(self._pos.qty) * 100.0
+
+    def daily_pnl(self) -> float:
+        return -10.0
+
+    def peak_equity(self) -> float:
+        return 100_500.0
+
+
+def gate(cfg: dict[str, object], qty: float) -> RiskGate:
+    inst = {"AAA.SIM": Instrument(symbol="AAA", venue="SIM", tick_size=0.01, lot_size=1.0)}
+    return RiskGate(msgspec.convert(cfg, RiskConfig), clock=SimClock(1_800_000_000 * 10**9),
+                    portfolio=StaticPortfolio(qty), instruments=inst, recorder=NullRecorder())
+
+
+def timed(fn: Callable[[], object]) -> float:
+    samples = []
+    for _ in range(RUNS):
+        t0 = time.thread_time()  # CPU time: the machine is shared, wall time would count waiting
+        for _ in range(N):
+            fn()
+        samples.append((time.thread_time() - t0) / N * 1e6)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    sized = OrderIntent(strategy_id="s", instrument_id="AAA.SIM", side=Side.BUY)
+    fixed = OrderIntent(strategy_id="s", instrument_id="AAA.SIM", side=Side.BUY, qty=10.0)
+    exit_ = OrderIntent(strategy_id="s", instrument_id="AAA.SIM", side=Side.SELL, action=IntentAction.CLOSE)
+    all_limits = {
+        "max_open_positions": 10, "max_symbol_exposure_pct": 50, "max_gross_exposure_pct": 200,
+        "max_daily_loss": 1000, "max_drawdown_pct": 20, "max_orders": 10**9, "price_collar_pct": 5,
+        "duplicate_guard": False,
+    }
+    cases = [
+        ("market entry, all_in sized, default limits", gate({"duplicate_guard": False}, 0.0), sized),
+        ("market entry, fixed qty, every limit on", gate(all_limits, 0.0), fixed),
+        ("market entry, all_in sized, every limit on", gate(all_limits, 0.0), sized),
+        ("exit (CLOSE sized to the position)", gate({"duplicate_guard": False}, 50.0), exit_),
+    ]
+    print(f"RiskGate.check, µs per intent (median of {RUNS} runs × {N:,}):")
+    for name, g, intent in cases:
+        out = g.check(intent, 100.0)
+        assert isinstance(out, OrderIntent), out
+        us = timed(lambda g=g, intent=intent: g.check(intent, 100.0))
+        print(f"  {name:<48} {us:6.2f} µs")
+    g = gate({"exits": {"trailing_stop_pct": 5.0}}, 0.0)
+    print("ExitManager.on_price, µs per trade:")
+    print(f"  {'no managed position':<48} {timed(lambda: g.exits.on_price('AAA.SIM', 100.0, 0)):6.3f} µs")
+
+
+if __name__ == "__main__":
+    main()
