@@ -145,6 +145,7 @@ class RiskGate:
         self._dup_window = self.duplicate.enabled and self.duplicate.window_ns > 0
         self._rate_on = self.rate.max_orders > 0
         self._caps_on = self.exposure.has_symbol or self.exposure.has_gross
+        self._all_in = config.sizing.mode == "all_in"
         self._session_iids = frozenset(
             iid for iid, inst in self._instruments.items()
             if (config.session_window and not inst.calendar.always_open) or iid in cutoffs
@@ -254,7 +255,10 @@ class RiskGate:
         auto = qty == 0.0
         if opening:
             if auto:
-                sized = self.sizer.size(inst, sign, ref, intent.stop_loss, self._pf.equity())
+                equity = self._pf.equity()
+                if self._all_in:
+                    equity -= self._committed(iid, sign * before, ref * inst.multiplier)
+                sized = self.sizer.size(inst, sign, ref, intent.stop_loss, equity)
                 if isinstance(sized, tuple):
                     return self._deny(intent, sized, now)
                 qty = sized
@@ -341,6 +345,16 @@ class RiskGate:
                 return rule, f"{iid}: no room under the {what} exposure cap {cap:.2f}", numbers
             after = before + sign * qty
         return qty
+
+    def _committed(self, iid: str, same_side: float, unit: float) -> float:
+        """Notional already at work, so that "all in" never levers up: every other instrument's
+        exposure (with orders in flight) plus this one's position on the order's own side. A
+        position on the other side is not counted: the order reverses it (its close frees it)."""
+        pf = self._pf
+        used = pf.gross_exposure() - pf.exposure(iid) + max(same_side, 0.0) * unit
+        if self._pend:
+            used += self._pending_gross(iid)
+        return used
 
     def _pending_gross(self, exclude: str) -> float:
         """How much orders in flight (other than on ``exclude``) may add to gross exposure, at worst."""

@@ -21,7 +21,8 @@ class Sizer:
       equity (0 lifts that cap). The stop is the intent's ``stop_loss``, else
       ``[risk.exits] stop_loss_pct`` from the price.
     - ``all_in``: the most units whose notional plus commission (``commission_rate``) equity
-      covers; no leverage, and the same for a short.
+      covers; no leverage, and the same for a short. The gate passes the equity not already at
+      work in other positions (see ``RiskGate._committed``).
     """
 
     name = "sizing"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omnid.clock import SimClock
-from omnid.model import Instrument, OrderType, Side
+from omnid.model import Instrument, IntentAction, OrderType, Side
 from omnid.ports import ListRecorder
 from omnid.risk import RiskConfig, RiskGate
 from omnid.risk.rules import Rounder
@@ -90,6 +90,17 @@ def test_all_in_with_commission_long_and_short() -> None:
     # 99 × 100 × 1.001 = 9,909.9 fits; 100 × 100 × 1.001 = 10,010 does not.
     assert approved(h.check(buy("AAA.SIM"), 100.0)).qty == 99.0
     assert approved(h.check(sell("BBB.SIM"), 100.0)).qty == 99.0
+
+
+def test_all_in_never_levers_up_but_reverses_in_full() -> None:
+    h = Harness(cash=10_000.0, sizing={"mode": "all_in"}, duplicate_guard=False)
+    h.execute(buy("AAA.SIM", 50), 100.0)  # 5,000 at work, 5,000 free
+    assert approved(h.check(buy("BBB.SIM"), 100.0)).qty == 50.0
+    assert approved(h.check(buy("AAA.SIM"), 100.0)).qty == 50.0
+    # A reversal: the close of the long frees its notional, so the short is sized on all equity.
+    c = approved(h.check(sell("AAA.SIM", 50, action=IntentAction.CLOSE), 100.0))
+    h.gate.on_order_open(order_for(c))
+    assert approved(h.check(sell("AAA.SIM"), 100.0)).qty == 100.0
 
 
 def test_all_in_exact_fit() -> None:
