@@ -133,6 +133,7 @@ class Engine:
         self._fill_handlers: dict[str, tuple[StrategyRunner, Callable[[Fill], Intents]]] = {}
         self._busy = 0  # > 0 while the paper broker matches: intents wait in _queue
         self._queue: list[OrderIntent] = []
+        self._inflight: dict[str, float] = {}  # client order id -> signed leaves counted
         self.started = False
         self.stopped = False
         self.trading = True
@@ -425,6 +426,19 @@ class Engine:
             self.gate.on_order_open(order)
         elif status.is_terminal:
             self.gate.on_order_closed(order)
+        runner = self.runners.get(order.strategy_id)
+        if runner is None:
+            return
+        # The owning strategy's in-flight quantity: what its open orders may still add.
+        coid = order.client_order_id
+        old = self._inflight.get(coid, 0.0)
+        new = order.side.sign * order.leaves_qty if status.is_open else 0.0
+        if new != old:
+            runner.strategy.note_in_flight(order.instrument_id, new - old)
+            if new:
+                self._inflight[coid] = new
+            else:
+                del self._inflight[coid]
 
     def _on_fill(self, fill: Fill, order: Order | None) -> None:
         self.gate.on_fill(fill)

@@ -3,6 +3,7 @@ ordering, crash isolation, reversals, control surface and determinism."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -256,3 +257,21 @@ def test_config_problems_name_the_strategy() -> None:
                        strategies=[_sc("s", "scanner", [BTC], target="ghost")])
     with pytest.raises(ConfigError, match="'ghost' is not another configured strategy"):
         eng.start()
+
+
+def test_orders_in_flight_are_not_sent_twice() -> None:
+    """Volume-limited partial fills keep an order open for several ticks; the strategy sees it in
+    flight (net_qty) and sends neither a second entry nor a second exit meanwhile."""
+    eng, clock, rec = _engine(_sc("m", "momentum", [BTC], qty=1.0, rsi_period=3, no_book="ignore"))
+    ts = T0
+    for k in range(300):
+        ts += 10**9
+        clock.advance_to(ts)
+        px = 100.0 + 3.0 * math.sin(k / 9.0)
+        eng.on_trade(Trade(BTC, px, 0.3, Side.BUY, ts, ts))  # 0.3 per trade: a 1.0 order takes 4 fills
+    intents = _of(rec, OrderIntent)
+    actions = [i.action for i in intents]
+    assert IntentAction.OPEN in actions and IntentAction.CLOSE in actions
+    assert all(a != b for a, b in itertools.pairwise(actions))  # strictly alternating open/close
+    assert _of(rec, RiskDenial) == []
+    assert len(_of(rec, Fill)) > len(intents)  # partial fills happened

@@ -186,6 +186,8 @@ class Strategy:
         self.portfolio = ctx.portfolio
         #: Set by a scanner: instruments this strategy may open new positions in (None: all).
         self.universe: frozenset[str] | None = None
+        #: Signed quantity of this strategy's open orders per instrument (kept by the engine).
+        self.in_flight: dict[str, float] = {}
 
     # ---- helpers for subclasses -------------------------------------------------------------
 
@@ -195,8 +197,21 @@ class Strategy:
         return self.ctx.features.indicator(instrument_id, spec)
 
     def position_qty(self, instrument_id: str) -> float:
-        """This account's net position in ``instrument_id`` (> 0 long, < 0 short)."""
+        """This account's filled position in ``instrument_id`` (> 0 long, < 0 short)."""
         return self.portfolio.position_qty(instrument_id)
+
+    def net_qty(self, instrument_id: str) -> float:
+        """The filled position plus what this strategy's open orders may still add: the position
+        it has asked for. Decide on this, so an order in flight is not sent twice."""
+        return self.portfolio.position_qty(instrument_id) + self.in_flight.get(instrument_id, 0.0)
+
+    def note_in_flight(self, instrument_id: str, delta: float) -> None:
+        """The engine reports a change in this strategy's open-order quantity."""
+        v = self.in_flight.get(instrument_id, 0.0) + delta
+        if abs(v) <= 1e-12:
+            self.in_flight.pop(instrument_id, None)
+        else:
+            self.in_flight[instrument_id] = v
 
     def may_enter(self, instrument_id: str) -> bool:
         """False when a scanner has narrowed the universe and ``instrument_id`` is not in it."""
@@ -261,9 +276,10 @@ class Strategy:
         )
 
     def close(self, instrument_id: str, reason: str, numbers: dict[str, float]) -> OrderIntent | None:
-        """An intent that closes the whole position in ``instrument_id``; None when flat."""
-        qty = self.position_qty(instrument_id)
-        if qty == 0.0:
+        """An intent that closes the whole position in ``instrument_id`` (with what is in flight);
+        None when there is nothing to close."""
+        qty = self.net_qty(instrument_id)
+        if abs(qty) <= 1e-12:
             return None
         side = Side.SELL if qty > 0 else Side.BUY
         return self.intent(instrument_id, side, reason, numbers, qty=abs(qty), action=IntentAction.CLOSE)

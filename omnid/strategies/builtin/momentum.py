@@ -174,6 +174,8 @@ class Momentum(Strategy):
         vwap = st.vwap.value
         rsi = st.rsi.value
         pos = self._position_qty(iid)
+        if self.in_flight:
+            pos += self.in_flight.get(iid, 0.0)
         p = self.params
         if pos > 0:
             if ts >= st.sq:

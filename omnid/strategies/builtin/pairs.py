@@ -182,7 +182,7 @@ class Pairs(Strategy):
     def _decide(self, z: float, alpha: float, beta: float, resid: float, pa: float, pb: float) -> Intents:
         p = self.params
         numbers = {"z": z, "beta": beta, "alpha": alpha, "spread": resid, "price_a": pa, "price_b": pb}
-        held = self.position_qty(self._a)
+        held = self.net_qty(self._a)
         if held == 0.0:
             if self._blocked:
                 if abs(z) < p.entry_z:

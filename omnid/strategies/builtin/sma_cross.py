@@ -103,7 +103,7 @@ class SmaCross(Strategy):
 
     def _cross(self, iid: str, direction: int, f: float, s: float, price: float) -> Intents:
         numbers = {self._fast_key: f, self._slow_key: s, "price": price}
-        pos = self.position_qty(iid)
+        pos = self.net_qty(iid)
         qty = self.params.qty
         out: list[OrderIntent] = []
         if direction > 0:
