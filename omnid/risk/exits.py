@@ -170,9 +170,14 @@ class ExitManager:
         # A reduction keeps the levels; an exit in progress stays quiet until its order ends.
 
     def on_order_closed(self, order: Order) -> None:
-        """An order ended: if it was a close and the position is still open, re-arm its exit."""
+        """An order ended: a close that left the position open re-arms its exit; an entry that
+        never filled drops its planned levels (so they cannot attach to a later entry)."""
         if order.action is IntentAction.CLOSE:
             self.rearm(order.instrument_id)
+        elif order.filled_qty <= 0.0:
+            plan = self._plans.get(order.instrument_id)
+            if plan is not None and plan[0] == order.strategy_id and plan[1] == order.side.sign:
+                del self._plans[order.instrument_id]
 
     def rearm(self, instrument_id: str) -> None:
         """Let a managed position's exit fire again (its close was denied or did not flatten)."""

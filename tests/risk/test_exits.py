@@ -127,6 +127,16 @@ def test_partial_close_keeps_levels_and_full_close_forgets(h: Harness) -> None:
     assert out is not None and out.qty == 3.0
 
 
+def test_unfilled_entry_does_not_leave_its_levels_behind(h: Harness) -> None:
+    order = order_for(approved(h.check(buy(qty=2, stop_loss=90.0), 100.0)))
+    h.gate.on_order_open(order)
+    order.transition(order.status.SUBMITTED, 0)
+    order.transition(order.status.CANCELLED, 0)
+    h.gate.on_order_closed(order)
+    h.execute(buy(qty=2, strategy_id="s2"), 100.0)  # no levels of its own, none configured
+    assert h.gate.exits.levels("AAA.SIM") is None
+
+
 # -- square-off -------------------------------------------------------------------------------------------------------
 
 
