@@ -39,6 +39,7 @@ from omnid.ops.alerts import AlertManager, AlertWatcher, cancel_task
 from omnid.ops.health import HealthServer, Readiness
 from omnid.ops.logging import configure_logging, register_secret
 from omnid.ops.notify import SdNotifier
+from omnid.ops.paths import daemon_paths
 from omnid.ops.protocol import AdminRequest, FeedStatus
 from omnid.venues.sim.feed import SimMarketFeed
 
@@ -46,13 +47,6 @@ log = structlog.get_logger("omnid.daemon")
 
 #: Sections a reload applies live; a change anywhere else needs a restart.
 LIVE_SECTIONS = frozenset({"risk", "strategies", "alerts", "logging"})
-
-#: Where a config is looked for when none is given.
-DEFAULT_CONFIG_PATHS = (
-    Path("omnid.toml"),
-    Path("~/.config/omnid/omnid.toml"),
-    Path("/etc/omnid/omnid.toml"),
-)
 
 _SUN_PATH_MAX = 107
 
@@ -110,43 +104,6 @@ class TradingCore(Protocol):
 CoreFactory = Callable[["Daemon"], TradingCore]
 
 
-class DaemonPaths(msgspec.Struct, frozen=True):
-    data_dir: str
-    socket: str
-    pid_file: str
-    log_file: str
-    start_log: str
-
-
-def daemon_paths(cfg: OmnidConfig) -> DaemonPaths:
-    """Where this config's daemon keeps its socket, pid file and logs (all under data_dir)."""
-    data = cfg.data_dir
-
-    def under(p: str) -> str:
-        q = Path(p).expanduser()
-        return str(q if q.is_absolute() else data / q)
-
-    return DaemonPaths(
-        data_dir=str(data),
-        socket=under(cfg.admin.socket),
-        pid_file=under(cfg.admin.pid_file),
-        log_file=under(cfg.logging.file) if cfg.logging.file else "",
-        start_log=str(data / "logs" / "start.log"),
-    )
-
-
-def find_config(explicit: Path | None) -> Path:
-    """The config file: ``explicit`` if given, else the first of :data:`DEFAULT_CONFIG_PATHS`."""
-    if explicit is not None:
-        return explicit
-    for p in DEFAULT_CONFIG_PATHS:
-        q = p.expanduser()
-        if q.is_file():
-            return q
-    tried = ", ".join(str(p) for p in DEFAULT_CONFIG_PATHS)
-    raise ConfigError("config", [("", f"no config file given and none found (tried {tried})")])
-
-
 # --------------------------------------------------------------------------------------------------
 # Pid file
 
@@ -195,14 +152,6 @@ class PidFile:
 def _read_pid(fd: int) -> int | None:
     try:
         text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None

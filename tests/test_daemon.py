@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from omnid.ops.admin import DaemonNotRunning, request
+from omnid.ops.protocol import AdminReply
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "omnid.toml.example"
@@ -52,10 +54,15 @@ def cli(env: dict[str, str], *args: str, config: Path = EXAMPLE, timeout: float 
 
 
 def status(env: dict[str, str], config: Path = EXAMPLE) -> dict[str, Any]:
-    r = cli(env, "status", "--json", config=config)
-    assert r.returncode == 0, r.stderr
-    data: dict[str, Any] = json.loads(r.stdout)
+    """Status straight over the admin socket (the CLI's own --json output is tested separately)."""
+    reply = ask(env, "status")
+    assert reply.ok, reply.error
+    data: dict[str, Any] = reply.data
     return data
+
+
+def ask(env: dict[str, str], cmd: str, strategy: str | None = None) -> AdminReply:
+    return request(Path(env["OMNID__OMNID__DATA_DIR"]) / "omnid.sock", cmd, strategy=strategy, timeout_s=10)
 
 
 def wait_for(pred: Any, timeout: float = 30.0, what: str = "condition") -> Any:
@@ -96,11 +103,11 @@ class Foreground:
         def ready() -> dict[str, Any] | None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited {self.proc.returncode}: {self.proc.stderr.read()}")  # type: ignore[union-attr]
-            r = cli(env, "status", "--json", config=config)
-            if r.returncode == 0:
-                s: dict[str, Any] = json.loads(r.stdout)
-                return s if s["ready"] else None
-            return None
+            try:
+                s = status(env, config)
+            except DaemonNotRunning:
+                return None
+            return s if s["ready"] else None
 
         return wait_for(ready, 30, "readiness")  # type: ignore[no-any-return]
 
@@ -297,6 +304,8 @@ def test_lifecycle_start_status_pause_resume_flatten_stop(data_dir: Path, tmp_pa
 
         human = cli(env, "status", config=config)
         assert human.returncode == 0 and "fastcross" in human.stdout and "sim" in human.stdout
+        r = cli(env, "status", "--json", config=config)
+        assert r.returncode == 0 and json.loads(r.stdout)["pid"] == s["pid"]
 
         r = cli(env, "pause", "fastcross", config=config)
         assert r.returncode == 0 and "paused: fastcross" in r.stdout
@@ -319,10 +328,10 @@ def test_lifecycle_start_status_pause_resume_flatten_stop(data_dir: Path, tmp_pa
             "flat after flatten",
         )
         assert flat["risk"]["halted"] is True
-        for cmd in ("positions", "orders", "pnl"):
-            r = cli(env, cmd, "--json", config=config)
-            assert r.returncode == 0, r.stderr
-            json.loads(r.stdout)
+        r = cli(env, "positions", "--json", config=config)
+        assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)
+        for cmd in ("orders", "pnl"):
+            assert ask(env, cmd).ok
         before = status(env, config)
         orders_seen = before["counts"]["orders"]
 
@@ -330,7 +339,8 @@ def test_lifecycle_start_status_pause_resume_flatten_stop(data_dir: Path, tmp_pa
         assert r.returncode == 0, r.stderr
         assert "omnid stopped" in r.stdout
         assert not (data_dir / "omnid.pid").exists() and not (data_dir / "omnid.sock").exists()
-        assert cli(env, "status", config=config).returncode == 3
+        with pytest.raises(DaemonNotRunning):
+            ask(env, "status")
 
         # State flushed: every order reached SQLite and the journal; the journal restores on restart.
         db = data_dir / "omnid.sqlite"

@@ -19,9 +19,9 @@ from typing import Any
 import typer
 
 from omnid.config import OmnidConfig, load_config
-from omnid.daemon import daemon_paths, find_config, read_pid, run_daemon
 from omnid.errors import ConfigError
 from omnid.ops.admin import AdminProtocolError, DaemonNotRunning, request
+from omnid.ops.paths import daemon_paths, find_config, read_pid
 from omnid.ops.protocol import AdminReply
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON = 0, 1, 2, 3
@@ -200,6 +200,8 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             typer.echo(f"omnid: {exc}", err=True)
             raise typer.Exit(EXIT_USAGE) from None
+        from omnid.daemon import run_daemon  # the daemon's imports are for `run` only
+
         raise typer.Exit(run_daemon(path))
 
     @app.command("start")
