@@ -275,3 +275,21 @@ def test_orders_in_flight_are_not_sent_twice() -> None:
     assert all(a != b for a, b in itertools.pairwise(actions))  # strictly alternating open/close
     assert _of(rec, RiskDenial) == []
     assert len(_of(rec, Fill)) > len(intents)  # partial fills happened
+
+
+def test_the_example_config_builds_and_starts() -> None:
+    """omnid.toml.example's [[strategies]] resolve their instruments and targets and start."""
+    from pathlib import Path
+
+    from omnid.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parent.parent / "omnid.toml.example", env={})
+    eng = build_engine(cfg, clock=SimClock(T0), recorder=ListRecorder())
+    eng.start()
+    states = {s["name"]: (s["kind"], s["state"]) for s in eng.status()["strategies"]}
+    assert states == {
+        "crypto_momentum": ("momentum", "running"),
+        "spy_trend": ("sma_cross", "running"),
+        "crypto_scanner": ("scanner", "running"),
+    }
+    assert eng.runners["spy_trend"].strategy.instruments == ("SPY.SIM",)
