@@ -41,6 +41,8 @@ NAN = math.nan
 
 #: Windowed indicators recompute their running sums from the ring at least this often.
 RESUM_EVERY = 4096
+#: Sliding variances (whose error grows faster than a plain sum's) resum at least this often.
+RESUM_VAR_EVERY = 1024
 #: A windowed sum of squares that falls below this fraction of its previous value in one update
 #: (a spike leaving the window) lost digits to cancellation, so it is recomputed from the ring.
 CANCEL_RATIO = 1e-3
@@ -81,26 +83,38 @@ class Indicator:
 class SMA(Indicator):
     """Simple moving average of the last ``period`` inputs."""
 
-    __slots__ = ("_ring", "_since", "_sum", "period")
+    __slots__ = ("_buf", "_every", "_i", "_n", "_sum", "_wraps", "period")
 
     def __init__(self, period: int, name: str = "") -> None:
         super().__init__(name or f"sma_{period}")
         self.period = _period("sma", period)
-        self._ring = Ring(period)
+        self._buf = [0.0] * period  # a ring, inlined: the hot path avoids a method call
+        self._i = 0
+        self._n = 0
         self._sum = 0.0
-        self._since = 0
+        self._every = self._wraps = _wraps_between_resums(period)
 
     def update(self, x: float) -> None:
-        ring = self._ring
-        s = self._sum + x - ring.push(x)
-        self._since += 1
-        if self._since >= RESUM_EVERY:
-            self._since = 0
-            s = math.fsum(ring._buf)
+        buf = self._buf
+        i = self._i
+        s = self._sum + x - buf[i]
+        buf[i] = x
+        i += 1
+        if i == self.period:
+            i = 0
+            self._wraps -= 1
+            if not self._wraps:
+                self._wraps = self._every
+                s = math.fsum(buf)
+        self._i = i
         self._sum = s
-        if ring.count == self.period:
+        if self.ready:
             self.value = s / self.period
-            self.ready = True
+        else:
+            self._n += 1
+            if self._n == self.period:
+                self.value = s / self.period
+                self.ready = True
 
 
 class EMA(Indicator):
@@ -189,8 +203,8 @@ class RSI(Indicator):
 class MACD(Indicator):
     """MACD line (fast EMA - slow EMA), its signal EMA, and the histogram (line - signal)."""
 
-    __slots__ = ("_fast", "_n", "_recent", "_signal", "_slow", "fast", "hist", "line", "signal",
-                 "signal_period", "slow")
+    __slots__ = ("_fast", "_fv", "_kf", "_kg", "_ks", "_recent", "_signal", "_slow", "_sv", "fast",
+                 "hist", "line", "signal", "signal_period", "slow")
 
     OUTPUTS = (("", "value"), ("_signal", "signal"), ("_hist", "hist"))
 
@@ -205,12 +219,32 @@ class MACD(Indicator):
         self._slow = EMA(slow)
         self._signal = EMA(signal)
         self._recent = Ring(fast)  # the fast EMA's seed: the `fast` inputs ending at the slow seed
-        self._n = 0
+        self._kf = self._fast.k
+        self._ks = self._slow.k
+        self._kg = self._signal.k
+        self._fv = self._sv = NAN
         self.line = NAN
         self.signal = NAN
         self.hist = NAN
 
     def update(self, x: float) -> None:
+        if not self.ready:
+            self._warm_up(x)
+            return
+        f = self._fv
+        f = (x - f) * self._kf + f
+        s = self._sv
+        s = (x - s) * self._ks + s
+        self._fv = f
+        self._sv = s
+        line = f - s
+        g = self.signal
+        g = (line - g) * self._kg + g
+        self.line = self.value = line
+        self.signal = g
+        self.hist = line - g
+
+    def _warm_up(self, x: float) -> None:
         slow = self._slow
         fast = self._fast
         if slow.ready:
@@ -231,6 +265,8 @@ class MACD(Indicator):
             self.value = line
             self.signal = s
             self.hist = line - s
+            self._fv = fast.value
+            self._sv = slow.value
             self.ready = True
 
 
@@ -241,48 +277,80 @@ class MACD(Indicator):
 class WindowStats:
     """Mean and sum of squared deviations over the last ``period`` inputs (sliding Welford).
 
-    Numerically sound where the textbook ``E[x²] - E[x]²`` cancels catastrophically; resummed
-    exactly from the ring every :data:`RESUM_EVERY` updates so error cannot build up, and at once
-    when a spike leaving the window would otherwise leave its rounding error behind.
+    Numerically sound where the textbook ``E[x²] - E[x]²`` cancels catastrophically. Inputs are
+    kept relative to ``shift`` (a recent input), so the running mean and deviations are small
+    numbers with small rounding errors; the window is resummed exactly (and re-shifted) every
+    :data:`RESUM_VAR_EVERY` updates so error cannot build up, and at once when a spike leaving the
+    window would otherwise leave its rounding error behind. The window mean is ``mean + shift``.
     """
 
-    __slots__ = ("_ring", "_since", "m2", "mean", "period")
+    __slots__ = ("_buf", "_every", "_i", "_wraps", "count", "m2", "mean", "period", "shift")
 
     def __init__(self, period: int) -> None:
         self.period = period
-        self._ring = Ring(period)
+        self._buf = [0.0] * period  # inputs minus shift
+        self._i = 0
+        self.count = 0
         self.mean = 0.0
         self.m2 = 0.0
-        self._since = 0
-
-    @property
-    def count(self) -> int:
-        return self._ring.count
+        self.shift = NAN  # set by the first input
+        self._every = self._wraps = max(1, RESUM_VAR_EVERY // period)
 
     def update(self, x: float) -> None:
-        ring = self._ring
-        if ring.count < self.period:
-            ring.push(x)
-            d = x - self.mean
-            self.mean += d / ring.count
-            self.m2 += d * (x - self.mean)
-        else:
-            old = ring.push(x)
-            mean = self.mean
-            new_mean = mean + (x - old) / self.period
-            m2 = self.m2
-            self.m2 = m2 + (x - old) * (x - new_mean + old - mean)
-            self.mean = new_mean
-            if self.m2 < m2 * CANCEL_RATIO:  # a large value left: the update cancelled badly
+        n = self.period
+        if self.count != n:
+            self._fill(x)
+            return
+        x -= self.shift
+        buf = self._buf
+        i = self._i
+        old = buf[i]
+        buf[i] = x
+        mean = self.mean
+        new_mean = mean + (x - old) / n
+        m2 = self.m2
+        m2n = m2 + (x - old) * (x - new_mean + old - mean)
+        self.mean = new_mean
+        self.m2 = m2n
+        i += 1
+        if i == n:
+            i = 0
+            self._wraps -= 1
+            if not self._wraps:  # time for an exact recomputation
+                self._i = 0
                 self._resum()
-        self._since += 1
-        if self._since >= RESUM_EVERY:
+                return
+        self._i = i
+        if m2n < m2 * CANCEL_RATIO:  # a spike left the window (or rounding went below zero)
             self._resum()
+
+    def _fill(self, x: float) -> None:
+        if not self.count:
+            self.shift = x
+        x -= self.shift
+        i = self._i
+        self._buf[i] = x
+        self._i = 0 if i + 1 == self.period else i + 1
+        self.count += 1
+        d = x - self.mean
+        self.mean += d / self.count
+        self.m2 += d * (x - self.mean)
         self.m2 = max(self.m2, 0.0)
 
+    def values(self) -> list[float]:
+        """The window (relative to ``shift``), oldest first."""
+        if self.count < self.period:
+            return self._buf[: self.count]
+        return self._buf[self._i :] + self._buf[: self._i]
+
     def _resum(self) -> None:
-        self._since = 0
-        vals = self._ring.values()
+        self._wraps = self._every
+        buf = self._buf
+        newest = buf[self._i - 1] + self.shift
+        for k in range(len(buf)):  # re-centre on the newest input
+            buf[k] = (buf[k] + self.shift) - newest
+        self.shift = newest
+        vals = self.values()
         mean = math.fsum(vals) / len(vals)
         self.mean = mean
         self.m2 = math.fsum((v - mean) * (v - mean) for v in vals)
@@ -309,8 +377,8 @@ class BBands(Indicator):
     def update(self, x: float) -> None:
         st = self._stats
         st.update(x)
-        if st._ring.count == self.period:
-            mid = st.mean
+        if st.count == self.period:
+            mid = st.mean + st.shift
             band = self.k * math.sqrt(st.m2 / self.period)
             self.middle = mid
             self.value = mid
@@ -387,7 +455,7 @@ class RealisedVol(Indicator):
             return
         st = self._stats
         st.update(math.log(x / prev))
-        if st._ring.count == self.period:
+        if st.count == self.period:
             self.value = math.sqrt(st.m2 / (self.period - 1)) * self.scale
             self.ready = True
 
@@ -508,33 +576,47 @@ class Correlation(Indicator):
 class RollingVWAP(Indicator):
     """Volume-weighted average price of the last ``period`` inputs (the last price if no volume)."""
 
-    __slots__ = ("_pv", "_since", "_spv", "_sv", "_v", "period")
+    __slots__ = ("_every", "_i", "_n", "_pv", "_spv", "_sv", "_v", "_wraps", "period")
 
     KIND = "pv"
 
     def __init__(self, period: int, name: str = "") -> None:
         super().__init__(name or f"vwap_{period}")
         self.period = _period("vwap", period)
-        self._pv = Ring(period)
-        self._v = Ring(period)
+        self._pv = [0.0] * period
+        self._v = [0.0] * period
+        self._i = 0
+        self._n = 0
         self._spv = 0.0
         self._sv = 0.0
-        self._since = 0
+        self._every = self._wraps = _wraps_between_resums(period)
 
     def update(self, price: float, volume: float) -> None:
         pv = price * volume
-        spv = self._spv + pv - self._pv.push(pv)
-        sv = self._sv + volume - self._v.push(volume)
-        self._since += 1
-        if self._since >= RESUM_EVERY:
-            self._since = 0
-            spv = math.fsum(self._pv._buf)
-            sv = math.fsum(self._v._buf)
+        i = self._i
+        pvs = self._pv
+        vs = self._v
+        spv = self._spv + pv - pvs[i]
+        sv = self._sv + volume - vs[i]
+        pvs[i] = pv
+        vs[i] = volume
+        i += 1
+        if i == self.period:
+            i = 0
+            self._wraps -= 1
+            if not self._wraps:
+                self._wraps = self._every
+                spv = math.fsum(pvs)
+                sv = math.fsum(vs)
+        self._i = i
         self._spv = spv
         self._sv = sv
-        if self._v.count == self.period:
-            self.value = spv / sv if sv > 0.0 else price
+        if not self.ready:
+            self._n += 1
+            if self._n < self.period:
+                return
             self.ready = True
+        self.value = spv / sv if sv > 0.0 else price
 
 
 class SessionVWAP(Indicator):
@@ -575,32 +657,48 @@ class Momentum(Indicator):
     ``100 × |p_t − p_{t−period}| / p_{t−period} × Σ volume_{t−period+1..t}``.
     """
 
-    __slots__ = ("_prices", "_since", "_sv", "_vols", "period")
+    __slots__ = ("_every", "_i", "_n", "_prices", "_sv", "_vols", "_wraps", "period")
 
     KIND = "cv"
 
     def __init__(self, period: int, name: str = "") -> None:
         super().__init__(name or f"mom_{period}")
         self.period = _period("mom", period)
-        self._prices = Ring(period + 1)
-        self._vols = Ring(period)
+        size = period + 1  # prices: the newest and the one `period` updates before it
+        self._prices = [0.0] * size
+        self._vols = [0.0] * size  # the slot being overwritten is the one leaving the window
+        self._i = 0
+        self._n = 0
         self._sv = 0.0
-        self._since = 0
+        self._every = self._wraps = _wraps_between_resums(size)
 
     def update(self, close: float, volume: float) -> None:
+        i = self._i
         prices = self._prices
-        prices.push(close)
-        sv = self._sv + volume - self._vols.push(volume)
-        self._since += 1
-        if self._since >= RESUM_EVERY:
-            self._since = 0
-            sv = math.fsum(self._vols._buf)
+        vols = self._vols
+        j = i + 1
+        if j == len(prices):
+            j = 0
+        # After this update the window's volumes are slots other than j (the oldest), whose
+        # volume leaves; the base price is the one in slot j.
+        sv = self._sv + volume - vols[j] if self._n >= self.period else self._sv + volume
+        prices[i] = close
+        vols[i] = volume
+        if j == 0:
+            self._wraps -= 1
+            if not self._wraps:
+                self._wraps = self._every
+                sv = math.fsum(vols) - (vols[j] if self._n >= self.period else 0.0)
+        self._i = j
         self._sv = sv
-        if prices.count > self.period:
-            base = prices._buf[prices._i]  # the oldest of period + 1 prices
-            if base != 0.0:
-                self.value = abs(close - base) / abs(base) * 100.0 * sv
-                self.ready = True
+        if not self.ready:
+            self._n += 1
+            if self._n <= self.period:
+                return
+        base = prices[j]
+        if base != 0.0:
+            self.value = abs(close - base) / abs(base) * 100.0 * sv
+            self.ready = True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -638,6 +736,11 @@ class BookImbalance(Indicator):
         total = a + b
         self.value = (b - a) / total if total > 0.0 else 0.0
         self.ready = True
+
+
+def _wraps_between_resums(period: int) -> int:
+    """How many trips round a ring of ``period`` make about :data:`RESUM_EVERY` updates."""
+    return max(1, RESUM_EVERY // period)
 
 
 def _num(x: float) -> str:

@@ -181,15 +181,20 @@ def test_book_imbalance_top_levels() -> None:
 
 
 def test_long_stream_has_no_drift() -> None:
-    """After many resums the windowed sums still equal a fresh computation."""
+    """Over a long trending stream the windowed sums stay equal to a fresh computation (1e-9)."""
     c = gbm(20_000, seed=9, vol=0.001).close
     sma = SMA(50)
     bb = BBands(50, 2.0)
-    for x in c.tolist():
+    worst_sma = worst_sd = 0.0
+    for k, x in enumerate(c.tolist()):
         sma.update(x)
         bb.update(x)
-    assert sma.value == pytest.approx(float(np.mean(c[-50:])), rel=1e-13)
-    assert bb.upper - bb.middle == pytest.approx(2 * float(np.std(c[-50:])), rel=1e-10)
+        if k >= 49 and k % 7 == 0:
+            win = c[k - 49 : k + 1]
+            worst_sma = max(worst_sma, abs(sma.value / float(np.mean(win)) - 1))
+            worst_sd = max(worst_sd, abs((bb.upper - bb.middle) / (2 * float(np.std(win))) - 1))
+    assert worst_sma < 1e-12
+    assert worst_sd < 1e-9
 
 
 def test_bad_parameters_are_config_errors() -> None:
