@@ -20,7 +20,7 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="Config file (default ./om
 
 def load(config: Path | None) -> OmnidConfig:
     """The config (``--config`` or the default places); exit 2 listing its problems."""
-    from omnid.daemon import find_config
+    from omnid.ops.paths import find_config
 
     try:
         return load_config(find_config(config))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
+import msgspec.structs
 
 from omnid.errors import StorageError
 from omnid.model import AccountState, Bar, Fill, Instrument, Order, OrderIntent, Position, Quote, Trade
@@ -126,20 +127,21 @@ def _builtin() -> dict[type[Any], TableSpec]:
                        x.tick_size, x.lot_size, x.min_qty, x.min_notional, x.multiplier,
                        _json.encode(x.calendar).decode()),
         ),
+        # Market data rows are the structs' own field order, so ``astuple`` (C, ~0.1 µs) builds them.
         Trade: TableSpec(
             "md", "trades",
-            cols(("instrument_id", t), ("ts_event", i), ("trade_id", t), ("price", r), ("size", r),
-                 ("side", t), ("ts_init", i)),
+            cols(("instrument_id", t), ("price", r), ("size", r), ("side", t), ("ts_event", i),
+                 ("ts_init", i), ("trade_id", t)),
             ("instrument_id", "ts_event", "trade_id"),
-            lambda x: (x.instrument_id, x.ts_event, x.trade_id, x.price, x.size, x.side.value, x.ts_init),
+            msgspec.structs.astuple,
             partition_ts="ts_event",
         ),
         Quote: TableSpec(
             "md", "quotes",
-            cols(("instrument_id", t), ("ts_event", i), ("ts_init", i), ("bid", r), ("ask", r),
-                 ("bid_size", r), ("ask_size", r)),
+            cols(("instrument_id", t), ("bid", r), ("ask", r), ("bid_size", r), ("ask_size", r),
+                 ("ts_event", i), ("ts_init", i)),
             ("instrument_id", "ts_event", "ts_init"),
-            lambda x: (x.instrument_id, x.ts_event, x.ts_init, x.bid, x.ask, x.bid_size, x.ask_size),
+            msgspec.structs.astuple,
             partition_ts="ts_event",
         ),
         Bar: TableSpec(
@@ -147,8 +149,7 @@ def _builtin() -> dict[type[Any], TableSpec]:
             cols(("instrument_id", t), ("interval_ns", i), ("ts_open", i), ("open", r), ("high", r),
                  ("low", r), ("close", r), ("volume", r), ("ts_event", i), ("ts_init", i)),
             ("instrument_id", "interval_ns", "ts_open"),
-            lambda x: (x.instrument_id, x.interval_ns, x.ts_open, x.open, x.high, x.low, x.close,
-                       x.volume, x.ts_event, x.ts_init),
+            msgspec.structs.astuple,
             ts_column="ts_open",
         ),
         OrderIntent: TableSpec(

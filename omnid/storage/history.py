@@ -163,7 +163,7 @@ def trade_rows(path: str | Path, *, venue: str, default_symbol: str | None = Non
                              data.qty.tolist(), data.side.tolist(), strict=True):
         n = n + 1 if (c, t) == last else 0
         last = (c, t)
-        rows.append((ids[c], t, f"f{n}", p, q, _SIDES[s], t))
+        rows.append((ids[c], p, q, _SIDES[s], t, t, f"f{n}"))
     return rows, ids
 
 

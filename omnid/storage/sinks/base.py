@@ -78,7 +78,7 @@ async def iter_rows(batch: Batch, slice_s: float) -> AsyncIterator[list[Row]]:
     for i in range(0, n, CHUNK):
         part = items[i : i + CHUNK]
         try:
-            chunk = [make(x) for x in part]
+            chunk = list(map(make, part))
         except Exception:
             chunk = _careful(batch.spec, part)
         yield chunk

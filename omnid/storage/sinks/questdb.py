@@ -13,6 +13,7 @@ The loop builds each batch's ILP buffer in slices; only the HTTP flush runs on a
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,11 @@ def questdb_ddl(spec: TableSpec) -> str:
         keys = ["ts", *[k for k in spec.key if k != spec.ts_column]]
         sql += f" DEDUP UPSERT KEYS({', '.join(keys)})"
     return sql
+
+
+def _text(v: Any) -> Any:
+    """The client takes exact ``str`` only: enum members (``Side.BUY``) become their value."""
+    return v.value if isinstance(v, enum.Enum) else v
 
 
 class _Plan:
@@ -157,8 +163,8 @@ class QuestdbSink:
             for n, r in enumerate(rows):
                 buf.row(
                     name,
-                    symbols={k: r[i] for i, k in symbols},
-                    columns={k: r[i] for i, k in fields},
+                    symbols={k: _text(r[i]) for i, k in symbols},
+                    columns={k: _text(r[i]) for i, k in fields},
                     at=TimestampNanos(r[ts]) if ts >= 0 else ServerTimestamp,
                 )
                 if n & 127 == 127 and perf() - start >= self.slice_s:

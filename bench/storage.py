@@ -1,0 +1,147 @@
+"""Storage throughput and event-loop stalls through the real recorder → flusher → sink path.
+
+For each sink, trade ticks are recorded as the hot path would (a few hundred at a time, then the
+loop gets a turn) while a probe task asks to wake every 0.5 ms and records how late it was: the
+worst lateness is the longest stall anything on the loop caused. The clock runs from the first
+record to the moment every row is committed. Medians (and the worst stall) over several runs.
+
+Also measured, for PostgreSQL: the sink alone writing one large batch by direct binary COPY into
+the day-partitioned table, versus the idempotent path (COPY into a staging table + INSERT ... ON
+CONFLICT DO NOTHING), which replays use.
+
+    .venv/bin/python bench/storage.py                  # 1,000,000 ticks, 3 runs, PG + SQLite
+    .venv/bin/python bench/storage.py --rows 200000 --runs 5 --sinks sqlite
+    OMNID_BENCH_PG=postgresql://... to point at another server (default 127.0.0.1:5432/test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg
+from omnid.model import Side, Trade
+from omnid.storage.catalog import Catalog
+from omnid.storage.flusher import Flusher
+from omnid.storage.lagprobe import LoopLagProbe
+from omnid.storage.recorder import BatchRecorder
+from omnid.storage.sinks.base import Batch, Sink
+from omnid.storage.sinks.postgres import PostgresSink
+from omnid.storage.sinks.sqlite import SqliteSink
+
+PG = os.environ.get("OMNID_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+T0 = 1_795_000_000_000_000_000
+FEED = 400  # records per hot-path turn
+
+
+def make_trades(n: int, offset: int = 0) -> list[Trade]:
+    return [Trade("BTCUSDT.BINANCE", 100.0 + (i % 97) * 0.01, 0.001 * (1 + i % 13),
+                  Side.BUY if i & 1 else Side.SELL, T0 + (offset + i) * 1000, T0 + (offset + i) * 1000 + 7,
+                  str(offset + i)) for i in range(n)]
+
+
+async def drop_schemas(prefix: str) -> None:
+    conn = await asyncpg.connect(PG)
+    try:
+        for g in ("md", "derived", "strategy", "exec", "meta"):
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}{g}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def through_flusher(kind: str, trades: list[Trade], tmp: Path) -> tuple[float, float, float]:
+    """(rows/s, worst stall s, p99 stall s) for one run."""
+    cat = Catalog()
+    prefix = f"bench{uuid.uuid4().hex[:8]}_"
+    sink: Sink
+    if kind == "postgres":
+        sink = PostgresSink(PG, schema_prefix=prefix, catalog=cat)
+    else:
+        sink = SqliteSink(tmp / f"{prefix}.sqlite")
+    rec = BatchRecorder(cat, flush_rows=50_000, hard_limit=len(trades) + 1)
+    fl = Flusher(rec, {kind: sink}, default_sink=kind, spool_dir=tmp / prefix, catalog=cat,
+                 flush_ms=50, max_buffer_rows=len(trades) + 1, slice_us=500)
+    await fl.start()
+    await asyncio.sleep(0.05)
+    probe = LoopLagProbe(0.0005)
+    probe.start()
+    await asyncio.sleep(0.01)
+    record = rec.record
+    t0 = time.perf_counter()
+    for i in range(0, len(trades), FEED):
+        for t in trades[i : i + FEED]:
+            record(t)
+        await asyncio.sleep(0)
+    await fl.flush(timeout_s=600)
+    elapsed = time.perf_counter() - t0
+    await probe.stop()
+    written = fl.workers[kind].rows_written
+    await fl.stop()
+    if kind == "postgres":
+        await drop_schemas(prefix)
+    assert written == len(trades), (written, len(trades))
+    return len(trades) / elapsed, probe.max_lag_s, probe.percentile(0.99)
+
+
+async def pg_paths(trades: list[Trade]) -> tuple[float, float]:
+    """(direct COPY rows/s, staging + ON CONFLICT rows/s) for one big batch, sink alone."""
+    cat = Catalog()
+    prefix = f"bench{uuid.uuid4().hex[:8]}_"
+    spec = cat.table("md.trades")
+    sink = PostgresSink(PG, schema_prefix=prefix, catalog=cat)
+    await sink.start(cat.tables())
+    rows = [spec.row(t) for t in trades]
+    await sink.write(Batch(spec, rows[:10]), rows[:10])  # create the day partition first
+    await sink.fetch(f'TRUNCATE "{prefix}md".trades')
+    t0 = time.perf_counter()
+    await sink.write(Batch(spec, trades), rows)
+    direct = len(rows) / (time.perf_counter() - t0)
+    await sink.fetch(f'TRUNCATE "{prefix}md".trades')
+    t0 = time.perf_counter()
+    await sink.write(Batch(spec, rows, built=True, replay=True), rows)
+    upsert = len(rows) / (time.perf_counter() - t0)
+    await sink.close()
+    await drop_schemas(prefix)
+    return direct, upsert
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--sinks", default="postgres,sqlite")
+    args = ap.parse_args()
+    trades = make_trades(args.rows)
+    print(f"{args.rows:,} trade ticks per run, {args.runs} runs, fed {FEED} per loop turn; "
+          f"loop={type(asyncio.get_running_loop()).__module__}")
+    with tempfile.TemporaryDirectory() as d:
+        for kind in args.sinks.split(","):
+            results = [await through_flusher(kind, trades, Path(d)) for _ in range(args.runs)]
+            rate = statistics.median(r[0] for r in results)
+            worst = max(r[1] for r in results)
+            p99 = statistics.median(r[2] for r in results)
+            print(f"{kind:9s} through the flusher: {rate:>10,.0f} rows/s (median)  "
+                  f"longest loop stall {worst * 1000:.2f} ms (worst run), p99 {p99 * 1000:.2f} ms")
+    if "postgres" in args.sinks:
+        res = [await pg_paths(trades) for _ in range(args.runs)]
+        print(f"postgres sink alone, one {args.rows:,}-row batch: direct COPY "
+              f"{statistics.median(r[0] for r in res):,.0f} rows/s, staging + ON CONFLICT "
+              f"{statistics.median(r[1] for r in res):,.0f} rows/s (medians)")
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
