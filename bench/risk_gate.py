@@ -16,7 +16,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from omnid.clock import SimClock
-from omnid.model import Instrument, IntentAction, OrderIntent, Position, Side
+from omnid.model import Fill, Instrument, IntentAction, OrderIntent, Position, Side
 from omnid.ports import NullRecorder
 from omnid.risk import RiskConfig, RiskGate
 
@@ -95,9 +95,16 @@ def main() -> None:
         assert isinstance(out, OrderIntent), out
         us = timed(lambda g=g, intent=intent: g.check(intent, 100.0))
         print(f"  {name:<48} {us:6.2f} µs")
-    g = gate({"exits": {"trailing_stop_pct": 5.0}}, 0.0)
+    g = gate({"exits": {"trailing_stop_pct": 5.0, "stop_loss_pct": 10.0, "take_profit_pct": 50.0}}, 0.0)
     print("ExitManager.on_price, µs per trade:")
     print(f"  {'no managed position':<48} {timed(lambda: g.exits.on_price('AAA.SIM', 100.0, 0)):6.3f} µs")
+    g.exits.on_fill(Fill(fill_id="f", client_order_id="o", instrument_id="AAA.SIM", strategy_id="s",
+                         side=Side.BUY, qty=10.0, price=100.0))
+    prices = [100.0 + (i % 7) * 0.5 for i in range(N)]  # new highs and pullbacks, never the stop
+    it = iter(prices * (RUNS + 1))
+    us = timed(lambda: g.exits.on_price("AAA.SIM", next(it), 0))
+    assert g.exits.levels("AAA.SIM") is not None
+    print(f"  {'managed long: stop, take-profit, trailing':<48} {us:6.3f} µs")
 
 
 if __name__ == "__main__":
