@@ -204,3 +204,31 @@ def test_bad_parameters_are_config_errors() -> None:
         MACD(26, 12, 9)
     with pytest.raises(ConfigError, match="width must be a positive number"):
         BBands(20, float("nan"))
+
+
+def test_long_stream_resums_keep_every_windowed_indicator_exact() -> None:
+    """Past several periodic resums, windowed indicators still equal their plain definitions."""
+    s = gbm(12_000, seed=4, vol=0.002)
+    c, v = s.close, s.volume
+    n = 11
+    mom, vw, rv = Momentum(n), RollingVWAP(n), RealisedVol(n)
+    corr = Correlation("B", n)
+    other = c * 0.5 + gbm(12_000, seed=6, vol=0.002).close
+    lr = np.diff(np.log(c))
+    for k in range(len(c)):
+        x, q = float(c[k]), float(v[k])
+        mom.update(x, q)
+        vw.update(x, q)
+        rv.update(x)
+        corr.update_a(k, x)
+        corr.update_b(k, float(other[k]))
+        if k > n + 1 and k % 97 == 0:
+            win = slice(k - n + 1, k + 1)
+            ref_mom = abs(c[k] - c[k - n]) / c[k - n] * 100 * v[win].sum()
+            assert mom.value == pytest.approx(ref_mom, rel=1e-10)
+            assert vw.value == pytest.approx((c[win] * v[win]).sum() / v[win].sum(), rel=1e-12)
+            assert rv.value == pytest.approx(np.std(lr[k - n : k], ddof=1), rel=1e-9)
+            ra = c[k - n : k + 1]
+            rb = other[k - n : k + 1]
+            ref = np.corrcoef(ra[1:] / ra[:-1] - 1, rb[1:] / rb[:-1] - 1)[0, 1]
+            assert corr.value == pytest.approx(ref, rel=1e-9)
