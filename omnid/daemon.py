@@ -55,6 +55,18 @@ class AlreadyRunning(FatalError):
     """Another daemon holds this data directory's pid file or socket."""
 
 
+class Feed(Protocol):
+    """A market-data task: the simulated market, Binance, ..."""
+
+    name: str
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def status(self) -> FeedStatus: ...
+
+
 class TradingCore(Protocol):
     """What the daemon needs from the synchronous trading core (the Engine, adapted)."""
 
@@ -181,7 +193,8 @@ class Daemon:
         self.watcher = AlertWatcher(self.alerts, cfg.alerts.rules)
         self.core_factory = core_factory
         self.core: TradingCore | None = None
-        self.feeds: list[SimMarketFeed] = []
+        self.feeds: list[Feed] = []
+        self._sessions: list[Any] = []
         self.last_prices: dict[str, float] = {}
         self.admin = AdminServer(
             Path(self.paths.socket), self._handlers(), max_request_bytes=cfg.admin.max_request_bytes
@@ -290,6 +303,8 @@ class Daemon:
             sim_insts = [i for i in cfg.instrument_models() if i.venue == cfg.sim_market.venue]
             if sim_insts:
                 self.feeds.append(SimMarketFeed(cfg.sim_market, sim_insts, self.clock, self.on_market_event))
+        if cfg.binance.enabled:
+            self.feeds.append(self._binance_feed())
         for feed in self.feeds:
             self._tasks.append(asyncio.create_task(feed.run(), name=f"feed:{feed.name}"))
 
@@ -308,6 +323,29 @@ class Daemon:
             self.watcher.on_lifecycle("restart", f"omnid {cfg.omnid.name} restarted after a crash")
         else:
             self.watcher.on_lifecycle("start", f"omnid {cfg.omnid.name} started")
+
+    def _binance_feed(self) -> Feed:
+        """Binance spot market data (trading on it goes through the paper broker here)."""
+        import aiohttp
+
+        from omnid.venues.binance.feed import BinanceFeed, backoff_policy
+        from omnid.venues.binance.rest import BinanceRest
+
+        bc = self.cfg.binance
+        session = aiohttp.ClientSession()
+        self._sessions.append(session)
+        rest = BinanceRest(
+            session,
+            bc.urls[0],
+            recv_window_ms=bc.recv_window_ms,
+            weight_limit_1m=bc.weight_limit_1m,
+            weight_headroom=bc.weight_headroom,
+            timeout_s=bc.request_timeout_s,
+        )
+        retry = backoff_policy(
+            bc.reconnect_initial_s, bc.reconnect_max_s, max_attempts=bc.reconnect_max_attempts
+        )
+        return BinanceFeed(bc, self.on_market_event, session=session, rest=rest, retry=retry)
 
     async def _bind_admin(self) -> None:
         sock = Path(self.paths.socket)
@@ -357,6 +395,9 @@ class Daemon:
         await self.alerts.drain(min(3.0, self.cfg.admin.stop_timeout_s / 3))
         for t in self._tasks:
             await cancel_task(t)
+        for session in self._sessions:
+            with contextlib.suppress(Exception):
+                await session.close()
         await self.admin.close()
         if self.health is not None:
             await self.health.close()

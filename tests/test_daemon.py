@@ -362,3 +362,80 @@ def test_lifecycle_start_status_pause_resume_flatten_stop(data_dir: Path, tmp_pa
         if pid.exists():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid.read_text().strip()), signal.SIGKILL)
+
+
+async def test_daemon_on_binance_peer_feed_and_reconnect(tmp_path: Path) -> None:
+    """With [binance] enabled the daemon runs the Binance feed (against the local peer): ticks reach
+    status, a dropped stream is reconnected and counted, /readyz follows the feed."""
+    import asyncio
+
+    import aiohttp
+
+    from tests.peers.binance_peer import BinancePeer
+
+    peer = BinancePeer()
+    await peer.start()
+    data_dir = tmp_path / "var"
+    config = tmp_path / "omnid.toml"
+    config.write_text(
+        f"""
+[[instruments]]
+symbol = "BTCUSDT"
+venue = "BINANCE"
+tick_size = 0.01
+lot_size = 0.00001
+
+[sim_market]
+enabled = false
+
+[binance]
+enabled = true
+rest_url = "{peer.rest_url}"
+ws_url = "{peer.ws_url}"
+ws_api_url = "{peer.ws_api_url}"
+symbols = ["BTCUSDT"]
+streams = ["trade", "bookTicker"]
+reconnect_initial_s = 0.05
+reconnect_max_s = 0.2
+"""
+    )
+    env = _env(data_dir)
+    proc = await asyncio.create_subprocess_exec(
+        *OMNID, "run", "--config", str(config), env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+
+    async def poll(pred: Any, what: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            assert proc.returncode is None, "daemon exited"
+            try:
+                s = await asyncio.to_thread(status, env)
+                if pred(s):
+                    return s
+            except DaemonNotRunning:
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    try:
+        s = await poll(lambda s: s["ready"] and s["feeds"][0]["state"] == "connected", "binance connected")
+        assert s["feeds"][0]["name"] == "binance"
+        await peer.trade("BTCUSDT", "50000.10", "0.002")
+        await peer.book_ticker("BTCUSDT", "49999.99", "1.5", "50000.01", "2.25")
+        s = await poll(lambda s: s["prices"].get("BTCUSDT.BINANCE") == 50000.0, "binance prices")
+        assert s["feeds"][0]["messages"] >= 2
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{s['http']['port']}/readyz") as r:
+            assert r.status == 200, await r.text()
+        await peer.drop_streams()
+        s = await poll(lambda s: s["feeds"][0]["reconnects"] >= 1 and s["feeds"][0]["state"] == "connected",
+                       "reconnect")
+        await peer.trade("BTCUSDT", "50010.00", "0.001")
+        await poll(lambda s: s["prices"].get("BTCUSDT.BINANCE") == 50010.0, "ticks after reconnect")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await peer.stop()
