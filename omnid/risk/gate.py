@@ -193,10 +193,20 @@ class RiskGate:
         inst = self._instruments.get(iid)
         if inst is None:
             return self._deny(intent, (SANITY, f"unknown instrument {iid!r}", {}), now)
+        if (
+            intent.side.__class__ is not Side
+            or intent.action.__class__ is not IntentAction
+            or intent.order_type.__class__ is not OrderType
+        ):
+            fixed = self._coerce(intent)
+            if fixed is None:
+                what = f"side={intent.side!r} action={intent.action!r} order_type={intent.order_type!r}"
+                return self._deny(intent, (SANITY, f"not a valid intent: {what}", {}), now)
+            intent = fixed
         side = intent.side
         sign = 1 if side is _BUY else -1 if side is _SELL else 0
         if sign == 0:
-            return self._deny(intent, (SANITY, f"side must be buy or sell, got {side.value!r}", {}), now)
+            return self._deny(intent, (SANITY, f"side must be buy or sell, got {str(side)!r}", {}), now)
         if not 0.0 < last_price < _INF:
             return self._deny(intent, (SANITY, f"last price {last_price} is not a usable price",
                                        {"last_price": last_price}), now)
@@ -299,6 +309,19 @@ class RiskGate:
         if opening and (self._plans_exits or intent.stop_loss is not None or intent.take_profit is not None):
             self.exits.plan(out)
         return out
+
+    @staticmethod
+    def _coerce(intent: OrderIntent) -> OrderIntent | None:
+        """An intent whose enums arrived as plain strings, with real enums (None if not valid)."""
+        try:
+            return _replace(
+                intent,
+                side=Side(intent.side),
+                action=IntentAction(intent.action),
+                order_type=OrderType(intent.order_type),
+            )
+        except (ValueError, TypeError):
+            return None
 
     def _cap_exposure(
         self,

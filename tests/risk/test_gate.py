@@ -49,6 +49,17 @@ def test_side_none_and_limit_without_price_are_denied(h: Harness) -> None:
     denied(h.check(buy(qty=1, order_type=OrderType.STOP), 100.0), "sanity")
 
 
+def test_enum_fields_given_as_strings_are_understood_or_denied(h: Harness) -> None:
+    raw = OrderIntent(strategy_id="s1", instrument_id="AAA.SIM", side="buy", qty=1,  # type: ignore[arg-type]
+                      order_type="limit", limit_price=100.019, action="open")  # type: ignore[arg-type]
+    out = approved(h.check(raw, 100.0))
+    assert (out.side, out.order_type, out.action, out.limit_price) == (
+        Side.BUY, OrderType.LIMIT, IntentAction.OPEN, 100.01)
+    bad = OrderIntent(strategy_id="s1", instrument_id="AAA.SIM", side="up", qty=1)  # type: ignore[arg-type]
+    d = denied(h.check(bad, 100.0), "sanity")
+    assert "'up'" in d.message
+
+
 # -- rounding, minimums ----------------------------------------------------------------------------------
 
 
