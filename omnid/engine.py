@@ -518,6 +518,46 @@ class Engine:
             "halted": self.gate.halted,
         }
 
+    def reload_strategies(self, configs: Iterable[StrategyConfig]) -> list[str]:
+        """Apply new ``params`` to running strategies (config reload); return what could not be
+        applied live (new, removed or re-kinded strategies, other instruments or source).
+
+        A strategy whose params changed is re-initialised: its timers are cancelled and
+        ``on_start`` runs again with the new params (indicators re-resolved; a crossover waits
+        for its next cross). Invalid params raise ConfigError before anything changes.
+        """
+        wanted = {sc.name: sc for sc in configs if sc.enabled}
+        plans: list[tuple[StrategyRunner, Any]] = []
+        skipped: list[str] = []
+        for name, sc in wanted.items():
+            runner = self.runners.get(name)
+            if runner is None:
+                skipped.append(f"strategy {name!r} is new: restart the daemon to add it")
+                continue
+            s = runner.strategy
+            ids = tuple(self.resolve_instrument(x, where=f"strategies[{name}]") for x in sc.instruments)
+            src = self.default_source if not sc.source else parse_source(sc.source)
+            if sc.kind != s.kind or ids != s.instruments or src != self._sources[name]:
+                skipped.append(f"strategy {name!r}: kind, instruments or source changed: restart to apply")
+                continue
+            params = decode_params(name, sc.kind, type(s).params_type, sc.params)
+            if params != s.params:
+                plans.append((runner, params))
+        for name in self.runners:
+            if name not in wanted:
+                skipped.append(f"strategy {name!r} is no longer configured: pause it or restart")
+        for runner, params in plans:
+            if not runner.live:
+                runner.strategy.params = params
+                continue
+            runner.strategy.cancel_timers()
+            runner.strategy.params = params
+            out = runner.call("on_start", runner.strategy.on_start)
+            if out and runner.active:
+                self._process(out)
+        self._rebuild()
+        return skipped
+
     def halt_entries(self, reason: str) -> None:
         """Halt new entries (exits still pass) without closing anything."""
         self.gate.halt(reason, flatten=False)

@@ -293,3 +293,18 @@ def test_the_example_config_builds_and_starts() -> None:
         "crypto_scanner": ("scanner", "running"),
     }
     assert eng.runners["spy_trend"].strategy.instruments == ("SPY.SIM",)
+
+
+def test_reload_applies_new_params_and_lists_what_needs_a_restart() -> None:
+    """Changed params re-initialise the strategy; kind/instrument changes and new names are listed."""
+    eng, clock, rec = _engine(_sc("e", "sma_cross", [BTC], fast=3, slow=8, qty=0.5))
+    skipped = eng.reload_strategies([
+        _sc("e", "sma_cross", [BTC], fast=4, slow=9, qty=0.5),
+        _sc("new", "sma_cross", [ETH]),
+    ])
+    assert skipped == ["strategy 'new' is new: restart the daemon to add it"]
+    assert eng.runners["e"].strategy.params.fast == 4  # type: ignore[attr-defined]
+    _ticks(eng, clock, [(BTC, p) for p in _wave(200)])
+    assert _of(rec, OrderIntent)[0].numbers.keys() >= {"sma_4", "sma_9"}
+    assert eng.reload_strategies([_sc("e", "sma_cross", [ETH], fast=4, slow=9)]) == [
+        "strategy 'e': kind, instruments or source changed: restart to apply"]

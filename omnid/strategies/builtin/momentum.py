@@ -120,6 +120,7 @@ class Momentum(Strategy):
         self._rsi_key = f"rsi_{p.rsi_period}"
         self._flow_alpha = 2.0 / (p.flow_window + 1)
         self._no_book = p.no_book
+        self._rsi_entry = p.rsi_entry
         self._position_qty = self.portfolio.position_qty  # bound once: called on every tick
         now = self.clock.now_ns()
         if now > 0:
@@ -147,7 +148,8 @@ class Momentum(Strategy):
             self.at(f"square_off:{iid}", st.sq)
 
     def on_trade(self, trade: Trade) -> Intents:
-        # The hot path (scenario a): one dict lookup, a few attribute reads and float compares.
+        # The hot path (scenario a): for a flat instrument whose price is not above VWAP with RSI
+        # above the entry level, this is one dict lookup, a portfolio read and a few compares.
         iid = trade.instrument_id
         st = self._insts[iid]
         if not st.book_seen:
@@ -160,7 +162,13 @@ class Momentum(Strategy):
                 signed = size if side is _BUY else -size if side is _SELL else 0.0
                 st.flow_num += a * (signed - st.flow_num)
                 st.flow_den += a * (size - st.flow_den)
-        return self._decide(iid, st, trade.price, trade.ts_event)
+        ts = trade.ts_event
+        if ts < st.valid_until and self._position_qty(iid) == 0.0 and not self.in_flight:
+            price = trade.price
+            if not (price > st.vwap.value and st.rsi.value > self._rsi_entry):
+                return None
+            return self._decide(iid, st, price, ts)
+        return self._decide(iid, st, trade.price, ts)
 
     def on_price(self, instrument_id: str, price: float, ts: int) -> Intents:
         st = self._insts[instrument_id]
