@@ -44,7 +44,6 @@ def add_backfill(group: typer.Typer, name: str = "binance") -> None:
     ) -> None:
         """Fetch closed klines over REST (paged, rate-limited) and store them as bars."""
         from omnid.config import OmnidConfig, load_config
-        from omnid.daemon import find_config
         from omnid.errors import ConfigError
         from omnid.venues.binance.backfill import backfill
 
@@ -52,11 +51,10 @@ def add_backfill(group: typer.Typer, name: str = "binance") -> None:
         if end_ms < start_ms:
             raise typer.BadParameter("--to is before --from", param_hint="--to")
         try:
-            try:
-                path = find_config(config)
-            except ConfigError:
-                path = None  # no file anywhere: Binance's public endpoints and the default store
-            cfg = load_config(path) if path is not None else OmnidConfig()
+            if config is None and Path("omnid.toml").is_file():
+                config = Path("omnid.toml")
+            # Without a file: Binance's public endpoints and the default store.
+            cfg = load_config(config) if config is not None else OmnidConfig()
         except ConfigError as exc:
             typer.echo(f"omnid: config has {len(exc.problems)} problem(s):\n{exc}", err=True)
             raise typer.Exit(EXIT_USAGE) from None

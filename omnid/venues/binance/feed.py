@@ -28,6 +28,7 @@ import msgspec
 
 from omnid.errors import FatalError, OmnidError
 from omnid.model import Bar, BookDelta, MarketEvent
+from omnid.ops.protocol import FeedStatus
 from omnid.venues.binance import wire
 from omnid.venues.binance.book import DiffResult, LocalBook, SnapshotResult, SyncState
 from omnid.venues.binance.config import BinanceConfig
@@ -115,6 +116,10 @@ class BinanceFeed:
         self._logged: set[str] = set()
         self._req_id = 0
         self.stats = FeedStats()
+        self.name = "binance"
+        self.state = "connecting"  # connecting | connected | reconnecting | stopped | failed
+        self._last_rx = 0.0
+        self._rate_mark = (time.monotonic(), 0)
         self.subscribed = asyncio.Event()
         self.failed: BaseException | None = None
 
@@ -151,21 +156,39 @@ class BinanceFeed:
             attempt += 1
             delay = self.retry(attempt, error)
             if delay is None:
+                self.state = "failed"
                 self.failed = error or ConnectionError(f"binance feed gave up after {attempt} attempts")
                 log.error("binance feed: giving up after %d attempts", attempt)
                 raise self.failed
+            self.state = "reconnecting"
             await asyncio.sleep(delay)
 
     def _is_stopping(self) -> bool:
         return self._stopping  # a method, so the loop re-reads it after each await
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
+        """Ask :meth:`run` to return (closes the socket; never blocks)."""
         self._stopping = True
-        if self._ws is not None:
-            await self._ws.close()
+        self.state = "stopped"
         self._cancel_snapshots()
         for t in list(self._tasks):
             t.cancel()
+        if self._ws is not None and not self._ws.closed:
+            self._spawn(self._ws.close())
+
+    def status(self) -> FeedStatus:
+        """What ``omnid status`` and the health check show for this feed."""
+        now = time.monotonic()
+        n, (t0, n0) = self.stats.messages, self._rate_mark
+        rate = (n - n0) / (now - t0) if now > t0 else 0.0
+        if now - t0 >= 5.0:
+            self._rate_mark = (now, n)
+        return FeedStatus(
+            name=self.name, state=self.state, messages=n, rate=rate,
+            last_age_s=now - self._last_rx if self._last_rx else None,
+            reconnects=max(self.stats.connections - 1, 0),
+            instruments=[wire.instrument_id(s) for s in self.symbols],
+        )
 
     def _cancel_snapshots(self) -> None:
         for t in self._snapshot_tasks.values():
@@ -177,6 +200,7 @@ class BinanceFeed:
         async with self._session.ws_connect(url, autoping=True, max_msg_size=0) as ws:
             self._ws = ws
             self.stats.connections += 1
+            self.state = "connected"
             for book in self.books.values():
                 book.reset()
             self._req_id += 1
@@ -203,6 +227,7 @@ class BinanceFeed:
                     log.warning("binance feed: no message for %.1fs, treating the stream as dead", silence)
                     return "silent"
                 if msg.type is aiohttp.WSMsgType.TEXT or msg.type is aiohttp.WSMsgType.BINARY:
+                    self._last_rx = time.monotonic()
                     if on_frame(msg.data) is _SHUTDOWN_REASON:
                         self.stats.server_shutdowns += 1
                         log.info("binance feed: serverShutdown received, reconnecting")

@@ -39,7 +39,7 @@ async def start_feed(peer: BinancePeer, session: aiohttp.ClientSession, **kw: ob
 async def running(peer: BinancePeer, session: aiohttp.ClientSession) -> AsyncIterator[Running]:
     r = await start_feed(peer, session)
     yield r
-    await r.feed.stop()
+    r.feed.stop()
     await asyncio.wait_for(r.task, 5)
 
 
@@ -106,7 +106,7 @@ async def test_silence_is_detected_as_dead(peer: BinancePeer, session: aiohttp.C
     try:
         await until(lambda: r.feed.stats.silent >= 1 and r.feed.stats.connections >= 2)
     finally:
-        await r.feed.stop()
+        r.feed.stop()
         await r.task
 
 
@@ -123,7 +123,7 @@ async def test_planned_reconnect_before_the_cut(peer: BinancePeer, session: aioh
         await until(lambda: r.feed.stats.planned_reconnects >= 1 and r.feed.stats.connections >= 2)
         await until(lambda: len(peer.subscribe_requests) >= 2)
     finally:
-        await r.feed.stop()
+        r.feed.stop()
         await r.task
 
 
@@ -153,7 +153,7 @@ async def test_callback_errors_do_not_kill_the_feed(peer: BinancePeer, session: 
     await peer.trade("BTCUSDT", "2.00", "1")
     await until(lambda: len(seen) == 2)
     assert feed.stats.callback_errors == 1
-    await feed.stop()
+    feed.stop()
     await task
 
 
