@@ -161,6 +161,23 @@ class RSI(Indicator):
         self._loss = 0.0
 
     def update(self, x: float) -> None:
+        if self.ready:  # the steady state, kept short: Wilder smoothing of gains and losses
+            d = x - self._prev
+            self._prev = x
+            p = self.period
+            gain = self._gain * (p - 1)
+            loss = self._loss * (p - 1)
+            if d < 0:
+                loss -= d
+            else:
+                gain += d
+            gain /= p
+            loss /= p
+            self._gain = gain
+            self._loss = loss
+            total = gain + loss
+            self.value = 100.0 * (gain / total) if total > 0.0 else 0.0
+            return
         n = self._n
         if n == 0:
             self._prev = x
@@ -171,29 +188,19 @@ class RSI(Indicator):
         p = self.period
         gain = self._gain
         loss = self._loss
-        if n > p:
-            gain *= p - 1
-            loss *= p - 1
-            if d < 0:
-                loss -= d
-            else:
-                gain += d
-            gain /= p
-            loss /= p
+        if d < 0:
+            loss -= d
         else:
-            if d < 0:
-                loss -= d
-            else:
-                gain += d
-            n += 1
-            self._n = n
-            if n <= p:
-                self._gain = gain
-                self._loss = loss
-                return
-            gain /= p
-            loss /= p
-            self.ready = True
+            gain += d
+        n += 1
+        self._n = n
+        if n <= p:  # still summing the first `period` changes
+            self._gain = gain
+            self._loss = loss
+            return
+        gain /= p  # the seed: simple means of the first `period` gains and losses
+        loss /= p
+        self.ready = True
         self._gain = gain
         self._loss = loss
         total = gain + loss
