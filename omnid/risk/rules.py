@@ -473,11 +473,11 @@ class ExposureCaps:
     def symbol_cap(self, equity: float) -> float:
         cap = self.symbol if self.symbol > 0 else math.inf
         if self.symbol_frac > 0:
-            cap = min(cap, max(equity, 0.0) * self.symbol_frac)
+            cap = min(cap, (equity if equity > 0.0 else 0.0) * self.symbol_frac)  # NaN equity: no room
         return cap
 
     def gross_cap(self, equity: float) -> float:
         cap = self.gross if self.gross > 0 else math.inf
         if self.gross_frac > 0:
-            cap = min(cap, max(equity, 0.0) * self.gross_frac)
+            cap = min(cap, (equity if equity > 0.0 else 0.0) * self.gross_frac)
         return cap

@@ -437,3 +437,13 @@ def test_instrument_mapping_is_copied() -> None:
                  instruments=inst, recorder=NullRecorder())
     inst.clear()
     assert isinstance(g.check(buy(qty=1), 10.0), OrderIntent)
+
+
+def test_nan_equity_leaves_no_room_under_a_pct_cap() -> None:
+    h = Harness(sizing={"mode": "fixed"}, max_symbol_exposure_pct=50.0)
+    h.pf._cash = float("nan")
+    denied(h.check(buy(qty=1), 100.0), "symbol_exposure")
+    assert isinstance(Harness(sizing={"mode": "all_in"}).check(buy(qty=0), 100.0), OrderIntent)
+    h2 = Harness(sizing={"mode": "all_in"})
+    h2.pf._cash = float("nan")
+    denied(h2.check(buy(qty=0), 100.0), "sizing")
