@@ -102,8 +102,8 @@ class TradingCore(Protocol):
 
     def cancel_open_orders(self) -> int: ...
 
-    def reload(self, cfg: OmnidConfig) -> list[str]:
-        """Apply risk limits and strategy params from ``cfg``; return what could not be applied."""
+    def reload(self, cfg: OmnidConfig) -> tuple[list[str], list[str]]:
+        """Apply what the core can take live from ``cfg``: (applied, not applied with why)."""
         ...
 
     def stop(self) -> None: ...
@@ -455,9 +455,9 @@ class Daemon:
                 configure_logging(new.logging, _log_file(new))
                 applied.append("logging")
             if self.core is not None and ({"risk", "strategies"} & set(changed)):
-                problems = self.core.reload(new)
-                not_applied.extend(problems)
-                applied.extend(sorted({"risk", "strategies"} & set(changed)))
+                core_applied, core_not = self.core.reload(new)
+                applied.extend(core_applied)
+                not_applied.extend(core_not)
             self.cfg = msgspec.structs.replace(
                 old, **{k: getattr(new, k) for k in changed if k in LIVE_SECTIONS}
             )

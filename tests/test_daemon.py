@@ -243,14 +243,20 @@ def test_reload_applies_live_sections_and_reports_the_rest(data_dir: Path, tmp_p
     env = _env(data_dir)
     d = fg(env, config)
     d.wait_ready(env, config)
+    assert "max_open_positions = 0\n" in text and "fast = 10\n" in text
     config.write_text(
-        text.replace("feed_silent_s = 60.0", "feed_silent_s = 5.0").replace("seed = 7", "seed = 8")
+        text.replace("feed_silent_s = 60.0", "feed_silent_s = 5.0")
+        .replace("seed = 7", "seed = 8")
+        .replace("max_open_positions = 0\n", "max_open_positions = 3\n")
+        .replace("fast = 10\n", "fast = 12\n")
     )
     r = cli(env, "reload", "--json", config=config)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert "alerts" in out["applied"]
+    assert {"alerts", "risk.max_open_positions"} <= set(out["applied"])
     assert "sim_market: needs a restart" in out["not_applied"]
+    assert any(x.startswith("strategies[spy_trend]: needs a restart") for x in out["not_applied"])
+    assert not any(x.startswith("risk.") for x in out["not_applied"])
     config.write_text(text.replace('level = "info"', 'level = "loud"'))
     r = cli(env, "reload", config=config)  # the CLI checks the file first: a usage error
     assert r.returncode == 2 and "logging.level" in r.stderr

@@ -302,8 +302,9 @@ class EngineCore:
     def cancel_open_orders(self) -> int:
         return len(self.engine.manager.cancel_all())
 
-    def reload(self, cfg: OmnidConfig) -> list[str]:
+    def reload(self, cfg: OmnidConfig) -> tuple[list[str], list[str]]:
         """Apply the risk limits the live gate can take; report the rest (risk keys, strategies)."""
+        applied: list[str] = []
         problems: list[str] = []
         old_risk, new_risk = self.cfg.risk, cfg.risk
         if old_risk != new_risk:
@@ -316,6 +317,7 @@ class EngineCore:
             problems.extend(f"risk.{k}: needs a restart" for k in changed if k not in LIVE_RISK_KEYS)
             if live:
                 self._apply_risk(new_risk)
+                applied.extend(f"risk.{k}" for k in live)
                 log.info("risk limits reloaded", keys=live)
         if self.cfg.strategies != cfg.strategies:
             old = {s.name: s for s in self.cfg.strategies}
@@ -325,7 +327,7 @@ class EngineCore:
             for name in sorted(set(old) - {s.name for s in cfg.strategies}):
                 problems.append(f"strategies[{name}]: removal needs a restart")
         self.cfg = msgspec.structs.replace(self.cfg, risk=new_risk, strategies=cfg.strategies)
-        return problems
+        return applied, problems
 
     def _apply_risk(self, new_risk: Any) -> None:
         """Swap the gate's stateless limit rules for ones built from the new config."""

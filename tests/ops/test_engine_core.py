@@ -1,0 +1,57 @@
+"""The daemon's core adapter in-process: live risk reload, the recording tap, storage status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from omnid.config import OmnidConfig, load_config
+from omnid.daemon import Daemon
+from omnid.ops.engine_core import EngineCore, TapRecorder
+from omnid.risk.events import RiskHaltEvent
+from omnid.storage.recorder import BatchRecorder
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cfg(tmp_path: Path) -> OmnidConfig:
+    return load_config(ROOT / "omnid.toml.example", env={"OMNID__OMNID__DATA_DIR": str(tmp_path / "var")})
+
+
+async def test_reload_swaps_live_risk_limits_and_reports_the_rest(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    daemon = Daemon(cfg, ROOT / "omnid.toml.example")
+    core = EngineCore(daemon)
+    await core.start()
+    try:
+        gate = core.engine.gate
+        old_limit = gate.max_positions.limit
+        new_risk = msgspec.structs.replace(
+            cfg.risk, max_open_positions=old_limit + 7, day_timezone="Asia/Kolkata"
+        )
+        applied, not_applied = core.reload(msgspec.structs.replace(cfg, risk=new_risk))
+        assert applied == ["risk.max_open_positions"]
+        assert not_applied == ["risk.day_timezone: needs a restart"]
+        assert gate.max_positions.limit == old_limit + 7
+        sc = cfg.strategies[0]
+        changed = msgspec.structs.replace(sc, params={**sc.params, "rsi_period": 21})
+        _, not_applied = core.reload(msgspec.structs.replace(core.cfg, strategies=[changed, *cfg.strategies[1:]]))
+        assert not_applied == [f"strategies[{sc.name}]: needs a restart (strategies are built at start)"]
+    finally:
+        await core.flush()
+    st = core.storage_status()
+    assert st["closed"] is True and st["backlog"] == 0
+
+
+def test_tap_recorder_records_then_notifies_and_contains_listener_errors() -> None:
+    batch = BatchRecorder()
+    seen: list[object] = []
+
+    def listener(item: object) -> None:
+        seen.append(item)
+        raise RuntimeError("listener bug")
+
+    tap = TapRecorder(batch, {RiskHaltEvent: listener})
+    ev = RiskHaltEvent(ts=1, halted=True, source="kill_switch", reason="test")
+    tap.record(ev)
+    assert seen == [ev] and tap.errors == 1 and batch.pending == 1
