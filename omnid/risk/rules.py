@@ -33,6 +33,11 @@ def _over(value: float, limit: float) -> bool:
     return value > limit + EPS * max(1.0, abs(limit))
 
 
+def _within(value: float, limit: float) -> bool:
+    """``value`` is at most ``limit`` (with float slack); False for NaN, so checks fail closed."""
+    return value <= limit + EPS * max(1.0, abs(limit))
+
+
 # --------------------------------------------------------------------------------------------------
 # Kill switch and loss limits
 
@@ -134,7 +139,7 @@ class LossLimits:
             equity = portfolio.equity()
             pnl = portfolio.daily_pnl()
             limit = self.daily_limit(equity, pnl)
-            if _over(-pnl, limit):
+            if not _within(-pnl, limit):  # a NaN P&L (a broken ledger) halts too
                 self._halt_day = self._day.key(now)
                 msg = f"daily loss {-pnl:.2f} is over the limit {limit:.2f}"
                 halts[self.DAILY] = msg
@@ -144,7 +149,7 @@ class LossLimits:
             peak = portfolio.peak_equity()
             if peak > 0:
                 dd_pct = (peak - equity) / peak * 100.0
-                if _over(dd_pct, self.max_drawdown_pct):
+                if not _within(dd_pct, self.max_drawdown_pct):
                     msg = f"drawdown {dd_pct:.2f} % from peak {peak:.2f} is over {self.max_drawdown_pct} %"
                     halts[self.DRAWDOWN] = msg
                     return (

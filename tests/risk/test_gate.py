@@ -447,3 +447,11 @@ def test_nan_equity_leaves_no_room_under_a_pct_cap() -> None:
     h2 = Harness(sizing={"mode": "all_in"})
     h2.pf._cash = float("nan")
     denied(h2.check(buy(qty=0), 100.0), "sizing")
+
+
+def test_nan_pnl_fails_closed_on_the_loss_limit() -> None:
+    h = Harness(sizing={"mode": "fixed"}, max_daily_loss=100.0)
+    h.execute(buy(qty=1), 100.0)
+    h.pf.mark("AAA.SIM", float("nan"))
+    d = denied(h.check(buy("BBB.SIM", 1), 100.0), "daily_loss")
+    assert "nan" in d.message
