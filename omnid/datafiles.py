@@ -7,7 +7,8 @@ column and the row (1-based data row, header excluded).
 Bar files have columns ``Date/Open/High/Low/Close/Volume`` in any capitalisation (``Date`` may also
 be called ``datetime``, ``timestamp``, ``time`` or ``ts``) and an optional ``symbol``. Tick files
 have ``ts`` (also ``timestamp``/``time``), ``price``, ``qty`` (also ``size``/``quantity``), and
-optional ``symbol`` and ``side`` (aggressor: ``buy``/``sell``, ``b``/``s``; empty = unknown).
+optional ``symbol`` and ``side`` (aggressor: ``buy``/``sell``, ``b``/``s`` or ``1``/``-1``;
+empty or ``0`` = unknown).
 
 Timestamps become int64 nanoseconds since the epoch, UTC. Accepted forms: ISO 8601 strings (a date,
 or a date and time with or without a zone offset; no offset means UTC) and epoch numbers, whose unit
@@ -57,7 +58,8 @@ TICK_COLUMNS: dict[str, tuple[str, ...]] = {
     "price": ("price",),
     "qty": ("qty", "size", "quantity"),
 }
-SIDE_CODES: dict[str, int] = {"buy": 1, "b": 1, "sell": -1, "s": -1, "": 0, "none": 0}
+SIDE_CODES: dict[str, int] = {"buy": 1, "b": 1, "1": 1, "sell": -1, "s": -1, "-1": -1, "": 0, "none": 0,
+                              "0": 0}
 
 Kind = Literal["bars", "ticks"]
 

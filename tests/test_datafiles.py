@@ -148,3 +148,8 @@ def load_ticks_like(path: Path) -> list[int]:
 
     col = pacsv.read_csv(path).column("ts")
     return col.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_pylist()
+
+
+def test_numeric_sides(tmp_path: Path) -> None:
+    p = _write(tmp_path, "t.csv", "ts,price,qty,side\n1,1,1,1\n2,1,1,-1\n3,1,1,0\n")
+    assert load_ticks(p).side.tolist() == [1, -1, 0]

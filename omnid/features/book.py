@@ -38,23 +38,27 @@ class LocalBook:
         return list(zip(self._ask_keys, self.ask_sizes, strict=True))
 
     def apply_snapshot(self, snap: BookSnapshot) -> None:
-        """Replace the book with ``snap``'s levels."""
+        """Replace the book with ``snap``'s levels (a bad level rejects the snapshot, book unchanged)."""
+        self._check(snap.bids, "bid")
+        self._check(snap.asks, "ask")
         self._bid_keys.clear()
         self.bid_sizes.clear()
         self._ask_keys.clear()
         self.ask_sizes.clear()
-        self._apply(snap.bids, self._bid_keys, self.bid_sizes, -1.0, "bid")
-        self._apply(snap.asks, self._ask_keys, self.ask_sizes, 1.0, "ask")
+        self._apply(snap.bids, self._bid_keys, self.bid_sizes, -1.0)
+        self._apply(snap.asks, self._ask_keys, self.ask_sizes, 1.0)
         self.ts_event = snap.ts_event
 
     def apply_delta(self, delta: BookDelta) -> None:
-        """Set each level's size; a size of 0 removes the level."""
-        self._apply(delta.bids, self._bid_keys, self.bid_sizes, -1.0, "bid")
-        self._apply(delta.asks, self._ask_keys, self.ask_sizes, 1.0, "ask")
+        """Set each level's size; a size of 0 removes the level. A bad level rejects the whole
+        delta before anything changes."""
+        self._check(delta.bids, "bid")
+        self._check(delta.asks, "ask")
+        self._apply(delta.bids, self._bid_keys, self.bid_sizes, -1.0)
+        self._apply(delta.asks, self._ask_keys, self.ask_sizes, 1.0)
         self.ts_event = delta.ts_event
 
-    def _apply(self, levels: list[BookLevel], keys: list[float], sizes: list[float], sign: float,
-               side: str) -> None:
+    def _check(self, levels: list[BookLevel], side: str) -> None:
         for lv in levels:
             price = lv.price
             size = lv.size
@@ -64,6 +68,11 @@ class LocalBook:
                     "price with a size >= 0",
                     instrument_id=self.instrument_id, field=f"{side}s", price=price, size=size,
                 )
+
+    def _apply(self, levels: list[BookLevel], keys: list[float], sizes: list[float], sign: float) -> None:
+        for lv in levels:
+            price = lv.price
+            size = lv.size
             key = price * sign
             j = bisect_left(keys, key)
             if j < len(keys) and keys[j] == key:

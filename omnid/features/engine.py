@@ -269,7 +269,7 @@ class FeatureEngine:
         st = self._inst.get(bar.instrument_id)
         if st is None:
             return
-        feed = st.feeds.get(bar.interval_ns)
+        feed = st.feeds.get(bar.interval_ns) if bar.interval_ns > 0 else None
         if feed is None or bar.ts_open <= feed.last_open:
             return
         o, h, lo, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume

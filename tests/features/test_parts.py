@@ -105,3 +105,12 @@ def test_local_book_rejects_bad_levels_and_stays_sorted() -> None:
     assert book.bids == [(2, 1)] and book.asks == [(4, 2), (5, 1)]
     with pytest.raises(DataError, match="book ask level 4 x -1 is not a finite price"):
         book.apply_delta(BookDelta("X.SIM", [], [lv(4, -1)], 0, 0))
+
+
+def test_a_bad_delta_changes_nothing() -> None:
+    book = LocalBook("X.SIM")
+    lv = BookLevel
+    book.apply_snapshot(BookSnapshot("X.SIM", [lv(2, 1)], [lv(3, 1)], 0, 0))
+    with pytest.raises(DataError):
+        book.apply_delta(BookDelta("X.SIM", [lv(2, 0), lv(1, 5)], [lv(float("nan"), 1)], 0, 0))
+    assert book.bids == [(2, 1)] and book.asks == [(3, 1)]
