@@ -137,13 +137,17 @@ def run_bars(data: BarData, specs: list[IndicatorSpec], calendar: TradingCalenda
     ts, o, h, lo, c, v = (a.tolist() for a in (data.ts, data.open, data.high, data.low, data.close,
                                                 data.volume))
     code_list = codes.tolist()
+    group = 0  # rows with one timestamp are read after all of them are in (correlation pairs them)
     with _progress(n) as bar:
         for i in range(n):
             k = code_list[i]
             iv = intervals[k]
             engine.on_bar(Bar(ids[k], iv, ts[i], o[i], h[i], lo[i], c[i], v[i], ts[i] + iv, ts[i] + iv))
-            readers[k].read(cols, i)
-            sym[i] = data.symbols[k]
+            if i + 1 == n or ts[i + 1] != ts[i]:
+                for j in range(group, i + 1):
+                    readers[code_list[j]].read(cols, j)
+                    sym[j] = data.symbols[code_list[j]]
+                group = i + 1
             if i % 10_000 == 9_999:
                 bar.update(10_000)
         bar.update(n % 10_000)

@@ -134,3 +134,24 @@ def test_bad_data_exits_2_naming_the_row(tmp_path: Path) -> None:
     assert code == 2 and "inconsistent" in text
     code, text = _run("--data", str(bars), "-i", "sma:2", "--source", "1m", "--out", str(tmp_path / "o.csv"))
     assert code == 2 and "--source is for tick files" in text
+
+
+def test_multi_symbol_bar_file_correlation(tmp_path: Path) -> None:
+    """Two symbols in one file: rows in time order; corr equals TA-Lib CORREL of their returns."""
+    a = gbm(120, seed=1).close
+    b = a * 0.6 + gbm(120, seed=2).close * 0.4
+    lines = ["timestamp,symbol,open,high,low,close,volume"]
+    for sym, c in (("AAA", a.tolist()), ("BBB", b.tolist())):  # grouped by symbol, as files often are
+        lines += [f"{(T0 + i * DAY) // S},{sym},{x!r},{x!r},{x!r},{x!r},10" for i, x in enumerate(c)]
+    data = tmp_path / "multi.csv"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "o.csv"
+    code, text = _run("--data", str(data), "-i", "sma:5,corr:BBB.FILE:10", "--out", str(out))
+    assert code == 0, text
+    t = _read(out)
+    syms = np.array(t.column("symbol").to_pylist())
+    assert syms[:4].tolist() == ["AAA", "BBB", "AAA", "BBB"]
+    corr = _col(t, "corr_BBB.FILE_10")[syms == "AAA"]
+    ref = talib.CORREL(np.r_[np.nan, a[1:] / a[:-1] - 1], np.r_[np.nan, b[1:] / b[:-1] - 1], 10)
+    assert_parity(corr, ref)
+    assert_parity(_col(t, "sma_5")[syms == "BBB"], talib.SMA(b, 5))
