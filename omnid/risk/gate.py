@@ -46,7 +46,7 @@ from omnid.risk.rules import (
     Rounder,
     SessionWindow,
     Verdict,
-    _over,
+    _within,
 )
 from omnid.risk.sizing import Sizer
 
@@ -347,26 +347,48 @@ class RiskGate:
         pm = price * inst.multiplier
         equity = self._pf.equity()
         caps = self.exposure
-        checks: list[tuple[str, float, float]] = []
         if caps.has_symbol:
-            checks.append((caps.SYMBOL, caps.symbol_cap(equity), 0.0))
+            v = self._one_cap(caps.SYMBOL, caps.symbol_cap(equity), 0.0, iid, sign, before, qty, pm, equity,
+                              auto, rounder)
+            if isinstance(v, tuple):
+                return v
+            qty = v
         if caps.has_gross:
-            others = self._pf.gross_exposure() - self._pf.exposure(iid) + self._pending_gross(iid)
-            checks.append((caps.GROSS, caps.gross_cap(equity), others))
-        for rule, cap, others in checks:
-            total = others + abs(after) * pm
-            if not _over(total, cap):
-                continue
-            numbers = {"qty": qty, "price": price, "exposure": total, "cap": cap,
-                       "position": before, "equity": equity}
-            what = "symbol" if rule == caps.SYMBOL else "gross"
-            if not auto:
-                return rule, f"{iid}: {what} exposure {total:.2f} would exceed the cap {cap:.2f}", numbers
-            room = (cap - others) / pm - sign * before
-            qty = rounder.qty(room) if room > 0 else 0.0
-            if qty <= 0.0:
-                return rule, f"{iid}: no room under the {what} exposure cap {cap:.2f}", numbers
-            after = before + sign * qty
+            pf = self._pf
+            others = pf.gross_exposure() - pf.exposure(iid)
+            if self._pend:
+                others += self._pending_gross(iid)
+            return self._one_cap(caps.GROSS, caps.gross_cap(equity), others, iid, sign, before, qty, pm,
+                                 equity, auto, rounder)
+        return qty
+
+    @staticmethod
+    def _one_cap(
+        rule: str,
+        cap: float,
+        others: float,
+        iid: str,
+        sign: int,
+        before: float,
+        qty: float,
+        pm: float,
+        equity: float,
+        auto: bool,
+        rounder: Rounder,
+    ) -> float | Verdict:
+        """One cap: ``others`` plus this position's notional after the order must stay within it."""
+        total = others + abs(before + sign * qty) * pm
+        if _within(total, cap):
+            return qty
+        numbers = {"qty": qty, "unit_notional": pm, "exposure": total, "cap": cap, "position": before,
+                   "equity": equity}
+        what = "symbol" if rule == ExposureCaps.SYMBOL else "gross"
+        if not auto:
+            return rule, f"{iid}: {what} exposure {total:.2f} would exceed the cap {cap:.2f}", numbers
+        room = (cap - others) / pm - sign * before
+        qty = rounder.qty(room) if room > 0 else 0.0
+        if qty <= 0.0:
+            return rule, f"{iid}: no room under the {what} exposure cap {cap:.2f}", numbers
         return qty
 
     def _committed(self, iid: str, same_side: float, unit: float) -> float:
