@@ -10,10 +10,9 @@ Start-up, first start or restart alike (:meth:`EngineCore.start`):
 3. **warm up**: features fill from the live feed (no stored history is replayed yet);
 4. :meth:`enable_trading` starts the strategies.
 
-Storage runs beside it: a :class:`~omnid.storage.recorder.BatchRecorder` wrapped by
-:class:`TapRecorder`, which also tells the daemon (logs, alerts) about every order, fill, denial,
-halt, strategy error and execution issue as it is recorded, and a background
-:class:`~omnid.storage.flusher.Flusher` writing batches to the configured sinks.
+Storage (:class:`~omnid.storage.service.Storage`: recorder, flusher, sinks, journal) runs beside
+it; its recorder is wrapped by :class:`TapRecorder`, which also tells the daemon (logs, alerts)
+about every order, fill, denial, halt, strategy error and execution issue as it is recorded.
 """
 
 from __future__ import annotations
@@ -28,17 +27,13 @@ import structlog
 from omnid.calendar import NS_PER_SECOND
 from omnid.config import OmnidConfig
 from omnid.engine import Engine, build_engine
-from omnid.errors import ConfigError
 from omnid.execution.events import ExecutionIssue
 from omnid.model import Fill, MarketEvent, Order, OrderStatus, Quote, Trade
 from omnid.ports import OrderUpdate
 from omnid.risk.events import RiskDenial, RiskHaltEvent
 from omnid.risk.gate import RiskGate
-from omnid.storage.config import resolve_path
-from omnid.storage.flusher import Flusher
-from omnid.storage.journal import Journal, replay
 from omnid.storage.recorder import BatchRecorder
-from omnid.storage.sinks.base import Sink
+from omnid.storage.service import Storage
 from omnid.strategies.base import StrategyErrorRecord
 
 if TYPE_CHECKING:
@@ -87,38 +82,6 @@ class TapRecorder:
                 log.exception("record listener failed", type=type(item).__name__)
 
 
-def build_sinks(cfg: OmnidConfig) -> dict[str, Sink]:
-    """The sinks the ``[storage]`` routes use (SQLite by default; PostgreSQL, QuestDB on demand)."""
-    st = cfg.storage
-    data = cfg.data_dir
-    sinks: dict[str, Sink] = {}
-    for name in sorted(st.sinks_used()):
-        if name == "sqlite":
-            from omnid.storage.sinks.sqlite import SqliteSink
-
-            sinks[name] = SqliteSink(resolve_path(data, st.sqlite.path), synchronous=st.sqlite.synchronous)
-        elif name == "postgres":
-            from omnid.storage.sinks.postgres import PostgresSink
-
-            pg = st.postgres
-            sinks[name] = PostgresSink(
-                pg.dsn,
-                schema_prefix=pg.schema_prefix,
-                migrate_on_start=pg.migrate_on_start,
-                timeout_s=pg.timeout_s,
-                partitions_ahead_days=pg.partitions_ahead_days,
-            )
-        elif name == "questdb":
-            from omnid.storage.sinks.questdb import QuestdbSink
-
-            sinks[name] = QuestdbSink(st.questdb.conf)
-        else:  # pragma: no cover - StorageConfig's Literal rules this out
-            raise ConfigError(
-                cfg.config_path or "config", [("storage.default_sink", f"unknown sink {name!r}")]
-            )
-    return sinks
-
-
 class EngineCore:
     """Implements :class:`omnid.daemon.TradingCore` on the Engine."""
 
@@ -126,9 +89,8 @@ class EngineCore:
         cfg = daemon.cfg
         self.daemon = daemon
         self.cfg = cfg
-        st = cfg.storage
-        data = cfg.data_dir
-        self.batch = BatchRecorder(flush_rows=st.flush_rows, hard_limit=st.max_buffer_rows)
+        self.storage = Storage.from_config(cfg)
+        self.batch = self.storage.recorder
         self.recorder = TapRecorder(
             self.batch,
             {
@@ -140,20 +102,8 @@ class EngineCore:
                 ExecutionIssue: self._on_issue,
             },
         )
-        self.flusher = Flusher(
-            self.batch,
-            build_sinks(cfg),
-            spool_dir=resolve_path(data, st.spool_dir),
-            default_sink=st.default_sink,
-            routes=dict(st.routes),
-            flush_ms=st.flush_ms,
-            max_buffer_rows=st.max_buffer_rows,
-            slice_us=st.slice_us,
-        )
-        jc = st.journal
-        self.journal = Journal(
-            resolve_path(data, jc.path), fsync=jc.fsync, fsync_interval_ms=jc.fsync_interval_ms
-        )
+        self.flusher = self.storage.flusher
+        self.journal = self.storage.journal
         self.engine: Engine = build_engine(
             cfg, clock=daemon.clock, recorder=self.recorder, journal=self.journal, session="D"
         )
@@ -166,8 +116,8 @@ class EngineCore:
 
     async def start(self) -> None:
         """Storage up, then restore from the journal and reconcile with the brokers."""
-        await self.flusher.start()
-        state = replay(self.journal.recovered.records)
+        await self.storage.start()
+        state = self.storage.restore()
         state.restore_portfolio(self.engine.portfolio)
         open_before = self.engine.manager.resume(state.orders.values(), last_seq=state.last_seq)
         cancelled = self._reconcile_paper(state.open_orders)
