@@ -117,6 +117,7 @@ class RiskGate:
             day_tz=config.day_timezone,
             kill=self.kill,
         )
+        self.loss.on_lift = self._on_lift
         self.session = SessionWindow(enabled=config.session_window, cutoffs=cutoffs)
         self.duplicate = DuplicateGuard(
             enabled=config.duplicate_guard,
@@ -527,6 +528,9 @@ class RiskGate:
         if not self.config.flatten_on_halt:
             return []
         return self._send(self.flatten_intents(f"flatten: {message}"))
+
+    def _on_lift(self, source: str, now: int) -> None:
+        self._rec.record(RiskHaltEvent(ts=now, halted=False, source=source, reason="a new trading day"))
 
     def halt(self, reason: str, *, flatten: bool = False) -> list[OrderIntent]:
         """The kill switch: halt new entries (exits still pass); optionally flatten every position.

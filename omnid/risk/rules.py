@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from omnid.calendar import NS_PER_SECOND, TradingCalendar, to_ns, zone
 from omnid.model import Instrument, IntentAction, Side
@@ -113,6 +113,7 @@ class LossLimits:
         self._day = LocalDay(day_tz)
         self._halt_day = -1
         self._kill = kill
+        self.on_lift: Callable[[str, int], None] | None = None
 
     def daily_limit(self, equity: float, daily_pnl: float) -> float:
         """The loss allowed today: the tighter of the amount and the % of the day's start equity."""
@@ -124,10 +125,12 @@ class LossLimits:
         return limit
 
     def refresh(self, now: int) -> None:
-        """Lift a daily-loss halt left over from an earlier local day."""
+        """Lift a daily-loss halt left over from an earlier local day (and say so via ``on_lift``)."""
         halts = self._kill.halts
         if self.DAILY in halts and self._day.key(now) != self._halt_day:
             del halts[self.DAILY]
+            if self.on_lift is not None:
+                self.on_lift(self.DAILY, now)
 
     def evaluate(self, portfolio: PortfolioView, now: int) -> Verdict | None:
         """Check the portfolio; on a new breach set the halt and return the verdict that caused it."""

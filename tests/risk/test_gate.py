@@ -290,6 +290,8 @@ def test_daily_loss_boundary_halts_entries_and_lifts_next_day() -> None:
     h.pf.start_day()
     approved(h.check(buy("BBB.SIM", 1), 100.0))
     assert not h.gate.halted
+    events = [(e.halted, e.source) for e in h.rec.items if isinstance(e, RiskHaltEvent)]
+    assert events == [(True, "daily_loss"), (False, "daily_loss")]
 
 
 def test_daily_loss_pct_boundary() -> None:
