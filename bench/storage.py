@@ -100,14 +100,14 @@ async def pg_paths(trades: list[Trade]) -> tuple[float, float]:
     sink = PostgresSink(PG, schema_prefix=prefix, catalog=cat)
     await sink.start(cat.tables())
     rows = [spec.row(t) for t in trades]
-    await sink.write(Batch(spec, rows[:10]), rows[:10])  # create the day partition first
+    await sink.write(Batch(spec, rows[:10], built=True))  # create the day partition first
     await sink.fetch(f'TRUNCATE "{prefix}md".trades')
     t0 = time.perf_counter()
-    await sink.write(Batch(spec, trades), rows)
+    await sink.write(Batch(spec, trades))
     direct = len(rows) / (time.perf_counter() - t0)
     await sink.fetch(f'TRUNCATE "{prefix}md".trades')
     t0 = time.perf_counter()
-    await sink.write(Batch(spec, rows, built=True, replay=True), rows)
+    await sink.write(Batch(spec, rows, built=True, replay=True))
     upsert = len(rows) / (time.perf_counter() - t0)
     await sink.close()
     await drop_schemas(prefix)

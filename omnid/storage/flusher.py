@@ -122,19 +122,18 @@ class SinkWorker:
                 return
             batch = self.queue.popleft()
             self.queued_rows -= len(batch)
-            rows = await build_rows(batch, self.slice_s)
             try:
-                await self.sink.write(batch, rows)
-                self.rows_written += len(rows)
+                await self.sink.write(batch)
+                self.rows_written += len(batch)
             except TransientError as exc:
                 self._down(exc)
-                await self._append_spool(batch.spec.full_name, rows)
+                await self._append_spool(batch.spec.full_name, await build_rows(batch, self.slice_s))
                 await self._spill()
                 return
             except StorageError as exc:
-                self.rows_failed += len(rows)
+                self.rows_failed += len(batch)
                 self.last_error = str(exc)
-                log.error("sink %s refused %d rows of %s: %s", self.sink.name, len(rows),
+                log.error("sink %s refused %d rows of %s: %s", self.sink.name, len(batch),
                           batch.spec.full_name, exc)
 
     def _down(self, exc: Exception) -> None:
@@ -170,7 +169,7 @@ class SinkWorker:
         for table, rows in self.spool.frames():
             spec = self.catalog.table(table)
             try:
-                await self.sink.write(Batch(spec, rows, built=True, replay=True), rows)
+                await self.sink.write(Batch(spec, rows, built=True, replay=True))
             except TransientError as exc:
                 self._down(exc)
                 return

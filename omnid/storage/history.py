@@ -175,7 +175,7 @@ async def write_rows(sink: Sink, spec: TableSpec, rows: list[Row]) -> None:
     """Write rows in chunks through the sink's idempotent path."""
     for i in range(0, len(rows), CHUNK_ROWS):
         chunk = rows[i : i + CHUNK_ROWS]
-        await sink.write(Batch(spec, chunk, built=True, replay=True), chunk)
+        await sink.write(Batch(spec, chunk, built=True, replay=True))
         await asyncio.sleep(0)
 
 

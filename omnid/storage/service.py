@@ -33,7 +33,7 @@ def build_sinks(cfg: StorageConfig, data_dir: Path, *, catalog: Catalog | None =
         if name == "sqlite":
             from omnid.storage.sinks.sqlite import SqliteSink
 
-            sinks[name] = SqliteSink(resolve_path(data_dir, cfg.sqlite.path),
+            sinks[name] = SqliteSink(resolve_path(data_dir, cfg.sqlite.path), slice_s=slice_s,
                                      synchronous=cfg.sqlite.synchronous)
         elif name == "postgres":
             from omnid.storage.sinks.postgres import PostgresSink

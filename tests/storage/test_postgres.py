@@ -66,9 +66,9 @@ async def test_ticks_land_in_day_partitions_and_replays_do_not_duplicate(pg_pref
     spec = cat.table("md.trades")
     batch = trades(3000, start=T0, step=DAY_NS // 1000)  # spans 3 days
     rows = [spec.row(t) for t in batch]
-    await sink.write(Batch(spec, batch), rows)
-    await sink.write(Batch(spec, rows, built=True, replay=True), rows)
-    await sink.write(Batch(spec, batch), rows)  # fresh but already stored: falls back to upsert
+    await sink.write(Batch(spec, batch))
+    await sink.write(Batch(spec, rows, built=True, replay=True))
+    await sink.write(Batch(spec, batch))  # fresh but already stored: falls back to upsert
     parts = await sink.fetch(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "

@@ -40,7 +40,7 @@ async def test_rows_arrive_typed_with_dedup_table(peer: QuestDBPeer) -> None:
     sink = QuestdbSink(conf(peer))
     await sink.start([spec])
     batch = trades(300)
-    await sink.write(Batch(spec, batch), [spec.row(t) for t in batch])
+    await sink.write(Batch(spec, batch))
     await sink.close()
     rows = sorted(peer.rows("md_trades"), key=lambda r: r["ts"])
     assert len(rows) == 300
@@ -60,7 +60,7 @@ async def test_5xx_is_retried_by_the_client(peer: QuestDBPeer) -> None:
     peer.fail_next = [500, 503]
     before = peer.requests
     batch = trades(50)
-    await sink.write(Batch(spec, batch), [spec.row(t) for t in batch])
+    await sink.write(Batch(spec, batch))
     await sink.close()
     assert peer.requests - before == 3
     assert len(peer.rows("md_trades")) == 50
@@ -74,8 +74,8 @@ async def test_replay_is_deduplicated(peer: QuestDBPeer) -> None:
     await sink.start([spec])
     batch = trades(100)
     rows = [spec.row(t) for t in batch]
-    await sink.write(Batch(spec, batch), rows)
-    await sink.write(Batch(spec, rows, built=True, replay=True), rows)
+    await sink.write(Batch(spec, batch))
+    await sink.write(Batch(spec, rows, built=True, replay=True))
     await sink.close()
     assert len(peer.rows("md_trades")) == 100
 
@@ -89,7 +89,7 @@ async def test_400_becomes_storage_error_with_server_message(peer: QuestDBPeer) 
     peer.tables["md_trades"].columns["price"] = "LONG"
     batch = trades(5)
     with pytest.raises(StorageError) as err:
-        await sink.write(Batch(spec, batch), [spec.row(t) for t in batch])
+        await sink.write(Batch(spec, batch))
     await sink.close()
     assert not isinstance(err.value, TransientError)
     assert "cast error" in str(err.value) and "line: 1" in str(err.value)
@@ -102,13 +102,12 @@ async def test_persistent_5xx_and_refused_are_transient(peer: QuestDBPeer) -> No
     sink = QuestdbSink(conf(peer, 200))
     await sink.start([spec])
     batch = trades(5)
-    rows = [spec.row(t) for t in batch]
     peer.fail_next = [503] * 1000
     with pytest.raises(TransientError):
-        await sink.write(Batch(spec, batch), rows)
+        await sink.write(Batch(spec, batch))
     await peer.stop()
     with pytest.raises(TransientError):
-        await sink.write(Batch(spec, batch), rows)
+        await sink.write(Batch(spec, batch))
     with pytest.raises(TransientError):
         await sink.ping()
     await sink.close()

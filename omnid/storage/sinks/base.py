@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 from omnid.storage.catalog import Row, TableSpec
 
+log = logging.getLogger("omnid.storage")
+
 
 class Batch:
     """Items bound for one table. ``built`` says they are rows already (a spool replay);
@@ -29,7 +31,11 @@ class Batch:
 
 class Sink(Protocol):
     """A store. ``write`` raises :class:`omnid.errors.TransientError` when the store is unreachable
-    (the flusher then spools and retries) and :class:`omnid.errors.StorageError` for anything else."""
+    (the flusher then spools and retries) and :class:`omnid.errors.StorageError` for anything else.
+
+    Sinks build a batch's rows themselves, a chunk at a time, with :func:`iter_rows` as they send
+    them: rows then die young (no old-generation garbage collections on the loop) and never all
+    exist at once."""
 
     name: str
 
@@ -37,8 +43,8 @@ class Sink(Protocol):
         """Connect, apply migrations, make sure every table exists."""
         ...
 
-    async def write(self, batch: Batch, rows: list[Row]) -> None:
-        """Store ``rows`` (built from ``batch``) idempotently: a row already stored stays once."""
+    async def write(self, batch: Batch) -> None:
+        """Store ``batch``'s rows idempotently: a row already stored stays stored once."""
         ...
 
     async def ping(self) -> None:
@@ -47,8 +53,6 @@ class Sink(Protocol):
 
     async def close(self) -> None: ...
 
-
-log = logging.getLogger("omnid.storage")
 
 #: Rows built between clock checks; small enough that one chunk stays well under the slice.
 CHUNK = 256

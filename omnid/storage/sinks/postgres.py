@@ -30,7 +30,7 @@ import asyncpg  # type: ignore[import-untyped]
 from omnid.errors import StorageError, TransientError
 from omnid.storage.catalog import CATALOG, GROUPS, Catalog, Row, TableSpec
 from omnid.storage.ddl import pg_create, pg_schema
-from omnid.storage.sinks.base import Batch
+from omnid.storage.sinks.base import Batch, iter_rows
 
 log = logging.getLogger("omnid.storage")
 
@@ -191,26 +191,20 @@ class PostgresSink:
             )
             have.add(day)
 
-    async def _stream(self, rows: list[Row]) -> AsyncIterator[Row]:
-        """Rows for COPY, giving the loop back whenever a slice's time is used up."""
-        perf = time.perf_counter
-        start = perf()
-        slice_s = self.slice_s
-        n = len(rows)
-        for i in range(0, n, 512):
-            for r in rows[i : i + 512]:
+    async def _stream(self, batch: Batch) -> AsyncIterator[Row]:
+        """Rows for COPY, built a chunk at a time as asyncpg consumes them, yielding the loop
+        whenever a slice's time is used up (inside :func:`iter_rows`)."""
+        async for chunk in iter_rows(batch, self.slice_s):
+            for r in chunk:
                 yield r
-            if perf() - start >= slice_s:
-                await asyncio.sleep(0)
-                start = perf()
 
-    async def _copy(self, conn: asyncpg.Connection, spec: TableSpec, rows: list[Row]) -> None:
+    async def _copy(self, conn: asyncpg.Connection, spec: TableSpec, batch: Batch) -> None:
         await conn.copy_records_to_table(
             spec.name, schema_name=pg_schema(self.prefix, spec.group), columns=spec.column_names,
-            records=self._stream(rows), timeout=self.timeout_s,
+            records=self._stream(batch), timeout=self.timeout_s,
         )
 
-    async def _upsert(self, conn: asyncpg.Connection, spec: TableSpec, rows: list[Row]) -> None:
+    async def _upsert(self, conn: asyncpg.Connection, spec: TableSpec, batch: Batch) -> None:
         stg = f"stg_{spec.group}_{spec.name}"
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
         try:
@@ -222,7 +216,7 @@ class PostgresSink:
                     )
                     self._staging.add(stg)
                 await conn.copy_records_to_table(stg, columns=spec.column_names,
-                                                 records=self._stream(rows), timeout=self.timeout_s)
+                                                 records=self._stream(batch), timeout=self.timeout_s)
                 await conn.execute(
                     f"INSERT INTO {self.qualified(spec)} ({cols}) "
                     f'SELECT {cols} FROM "{stg}" ON CONFLICT DO NOTHING'
@@ -232,8 +226,8 @@ class PostgresSink:
             raise
         self.upserts += 1
 
-    async def write(self, batch: Batch, rows: list[Row]) -> None:
-        if not rows:
+    async def write(self, batch: Batch) -> None:
+        if not len(batch):
             return
         spec = batch.spec
         conn = await self._connect()
@@ -242,19 +236,18 @@ class PostgresSink:
             for attempt in range(2):
                 try:
                     if batch.replay:
-                        await self._upsert(conn, spec, rows)
+                        await self._upsert(conn, spec, batch)
                     else:
                         try:
-                            await self._copy(conn, spec, rows)
+                            await self._copy(conn, spec, batch)
                             self.copies += 1
                         except asyncpg.UniqueViolationError:
-                            await self._upsert(conn, spec, rows)
+                            await self._upsert(conn, spec, batch)
                     return
                 except asyncpg.CheckViolationError as exc:
                     if attempt or not spec.partition_ts or "no partition" not in str(exc):
                         raise
-                    col = spec.column_names.index(spec.partition_ts)
-                    await self._ensure_days(conn, spec, {day_of(r[col]) for r in rows})
+                    await self._ensure_days(conn, spec, await self._days_of(batch))
                 except asyncpg.UndefinedTableError:
                     if attempt:
                         raise
@@ -268,6 +261,14 @@ class PostgresSink:
             raise StorageError(f"postgres: {spec.full_name}: {exc}", table=spec.full_name) from exc
         except (ValueError, TypeError, OverflowError) as exc:  # a row asyncpg cannot encode
             raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}", table=spec.full_name) from exc
+
+    async def _days_of(self, batch: Batch) -> set[int]:
+        spec = batch.spec
+        if not batch.built:
+            col = spec.partition_ts
+            return {day_of(getattr(x, col)) for x in batch.items}
+        idx = spec.column_names.index(spec.partition_ts)
+        return {day_of(r[idx]) for r in batch.items}
 
     async def ping(self) -> None:
         conn = await self._connect()

@@ -15,16 +15,15 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
 
 from omnid.errors import StorageError, TransientError
-from omnid.storage.catalog import Row, TableSpec
+from omnid.storage.catalog import TableSpec
 from omnid.storage.ddl import sqlite_name
-from omnid.storage.sinks.base import Batch
+from omnid.storage.sinks.base import Batch, iter_rows
 
 log = logging.getLogger("omnid.storage")
 
@@ -142,8 +141,8 @@ class QuestdbSink:
             return TransientError(f"questdb: {table}: {text}", table=table)
         return StorageError(f"questdb: {table}: {text}", table=table, code=code)
 
-    async def write(self, batch: Batch, rows: list[Row]) -> None:
-        if not rows:
+    async def write(self, batch: Batch) -> None:
+        if not len(batch):
             return
         spec = batch.spec
         if self._sender is None:
@@ -157,19 +156,15 @@ class QuestdbSink:
             plan = self._plans[spec.full_name] = _Plan(spec)
         buf = self._sender.new_buffer()
         name, symbols, fields, ts = plan.name, plan.symbols, plan.fields, plan.ts
-        perf = time.perf_counter
-        start = perf()
         try:
-            for n, r in enumerate(rows):
-                buf.row(
-                    name,
-                    symbols={k: _text(r[i]) for i, k in symbols},
-                    columns={k: _text(r[i]) for i, k in fields},
-                    at=TimestampNanos(r[ts]) if ts >= 0 else ServerTimestamp,
-                )
-                if n & 127 == 127 and perf() - start >= self.slice_s:
-                    await asyncio.sleep(0)
-                    start = perf()
+            async for chunk in iter_rows(batch, self.slice_s / 4):  # a row costs ~4x here
+                for r in chunk:
+                    buf.row(
+                        name,
+                        symbols={k: _text(r[i]) for i, k in symbols},
+                        columns={k: _text(r[i]) for i, k in fields},
+                        at=TimestampNanos(r[ts]) if ts >= 0 else ServerTimestamp,
+                    )
         except Exception as exc:
             raise StorageError(f"questdb: {spec.full_name}: cannot encode a row: {exc}",
                                table=spec.full_name) from exc

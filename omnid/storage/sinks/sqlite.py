@@ -15,9 +15,13 @@ from typing import Any, TypeVar
 from omnid.errors import StorageError
 from omnid.storage.catalog import Row, TableSpec
 from omnid.storage.ddl import sqlite_create, sqlite_insert
-from omnid.storage.sinks.base import Batch
+from omnid.storage.sinks.base import Batch, iter_rows
 
 T = TypeVar("T")
+
+#: Rows handed to the SQLite thread per call (amortises the hop; small enough to release the GIL
+#: often: the sqlite3 module drops it around every step).
+THREAD_ROWS = 4096
 
 
 class SqliteSink:
@@ -25,8 +29,9 @@ class SqliteSink:
 
     name = "sqlite"
 
-    def __init__(self, path: Path, *, synchronous: str = "normal") -> None:
+    def __init__(self, path: Path, *, synchronous: str = "normal", slice_s: float = 0.0005) -> None:
         self.path = path
+        self.slice_s = slice_s
         self.synchronous = synchronous
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="omnid-sqlite")
         self._conn: sqlite3.Connection | None = None
@@ -57,40 +62,56 @@ class SqliteSink:
         except sqlite3.Error as exc:
             raise StorageError(f"sqlite {self.path}: cannot open: {exc}", path=str(self.path)) from exc
 
-    def _write(self, spec: TableSpec, rows: list[Row]) -> None:
-        conn = self._conn
-        if conn is None:
-            raise StorageError("sqlite sink used before start()")
+    def _sql(self, spec: TableSpec) -> str:
         sql = self._insert.get(spec.full_name)
         if sql is None:
             sql = self._insert[spec.full_name] = sqlite_insert(spec)
-        conn.execute("BEGIN")
-        try:
+        return sql
+
+    def _exec(self, sql: str, rows: list[Row] | None = None) -> None:
+        conn = self._conn
+        if conn is None:
+            raise StorageError("sqlite sink used before start()")
+        if rows is None:
+            conn.execute(sql)
+        else:
             conn.executemany(sql, rows)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     async def ensure_table(self, spec: TableSpec) -> None:
         """Create a table registered after start-up."""
-        def run() -> None:
-            assert self._conn is not None
-            for stmt in sqlite_create(spec):
-                self._conn.execute(stmt)
-        await self._call(run)
+        for stmt in sqlite_create(spec):
+            await self._call(self._exec, stmt)
 
-    async def write(self, batch: Batch, rows: list[Row]) -> None:
+    async def _insert_batch(self, batch: Batch) -> None:
+        """One transaction; rows go to the thread in chunks of about :data:`THREAD_ROWS`."""
+        sql = self._sql(batch.spec)
+        await self._call(self._exec, "BEGIN")
         try:
-            await self._call(self._write, batch.spec, rows)
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                await self.ensure_table(batch.spec)
-                await self._call(self._write, batch.spec, rows)
-                return
-            raise StorageError(f"sqlite {batch.spec.full_name}: {exc}", table=batch.spec.full_name) from exc
-        except (sqlite3.Error, ValueError, TypeError) as exc:
-            raise StorageError(f"sqlite {batch.spec.full_name}: {exc}", table=batch.spec.full_name) from exc
+            pending: list[Row] = []
+            async for chunk in iter_rows(batch, self.slice_s):
+                pending.extend(chunk)
+                if len(pending) >= THREAD_ROWS:
+                    await self._call(self._exec, sql, pending)
+                    pending = []
+            if pending:
+                await self._call(self._exec, sql, pending)
+        except BaseException:
+            await self._call(self._exec, "ROLLBACK")
+            raise
+        await self._call(self._exec, "COMMIT")
+
+    async def write(self, batch: Batch) -> None:
+        spec = batch.spec
+        try:
+            try:
+                await self._insert_batch(batch)
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):
+                    raise
+                await self.ensure_table(spec)
+                await self._insert_batch(batch)
+        except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
+            raise StorageError(f"sqlite {spec.full_name}: {exc}", table=spec.full_name) from exc
 
     async def ping(self) -> None:
         return None
