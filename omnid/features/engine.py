@@ -40,7 +40,7 @@ def source_name(source: int) -> str:
 class _Feed:
     """One source's indicators, grouped by the inputs their ``update`` takes."""
 
-    __slots__ = ("close", "cv", "hlc", "last_open", "pair", "pv", "source", "tpv")
+    __slots__ = ("close", "cv", "hlc", "last_open", "others", "pair", "pv", "source", "tpv")
 
     def __init__(self, source: int) -> None:
         self.source = source
@@ -51,6 +51,7 @@ class _Feed:
         self.tpv: list[Callable[[int, float, float], None]] = []
         self.pair: list[Callable[[int, float], None]] = []
         self.last_open = -(2**62)  # the last bar applied (bars must advance)
+        self.others = False  # any indicator of a kind other than close (skips empty loops per tick)
 
     def add(self, ind: Indicator) -> None:
         kind = ind.KIND
@@ -66,10 +67,10 @@ class _Feed:
             self.tpv.append(ind.update)  # type: ignore[attr-defined]
         else:  # pragma: no cover - kinds are fixed by the indicator classes
             raise ConfigError("features", [(ind.name, f"indicator kind {kind!r} cannot be fed here")])
+        self.others = bool(self.hlc or self.pv or self.cv or self.tpv)
 
-    def tick(self, ts: int, price: float, size: float) -> None:
-        for f in self.close:
-            f(price)
+    def tick_others(self, ts: int, price: float, size: float) -> None:
+        """The kinds other than ``close`` (the engine calls ``close`` ones inline)."""
         for g in self.pv:
             g(price, size)
         for g in self.cv:
@@ -240,21 +241,24 @@ class FeatureEngine:
             return None
         p = trade.price
         q = trade.size
-        if p - p or q - q or p <= 0.0 or q < 0.0:
+        if not (0.0 < p < 1e308 and 0.0 <= q < 1e308):  # also false for NaN and inf
             raise DataError(
                 f"{trade.instrument_id}: trade price {p} / size {q} rejected (need a finite price > 0 "
                 "and a finite size >= 0)",
-                instrument_id=trade.instrument_id, field="price" if p - p or p <= 0.0 else "size",
+                instrument_id=trade.instrument_id, field="size" if 0.0 < p < 1e308 else "price",
                 price=p, size=q, ts_event=trade.ts_event,
             )
-        ts = trade.ts_event
         feed = st.tick_feed
         if feed is not None:
-            feed.tick(ts, p, q)
+            for f in feed.close:
+                f(p)
+            if feed.others:
+                feed.tick_others(trade.ts_event, p, q)
         if not st.builders:
             return None
         done = self.completed
         done.clear()
+        ts = trade.ts_event
         for builder, bfeed in st.builders:
             bar = builder.on_trade(ts, p, q, trade.ts_init)
             if bar is not None:
