@@ -245,9 +245,44 @@ class BinanceFeed:
     # Frames → events (synchronous: this is the hot path)
 
     def on_frame(self, data: str | bytes) -> str | None:
-        """Decode one frame and hand its event on; returns "serverShutdown" when the server says so."""
+        """Decode one frame and hand its event on; returns "serverShutdown" when the server says so.
+
+        Binance writes ``{"stream":"<name>","data":...}`` with the stream first, so the name is read
+        off the text and the whole frame decoded in one pass with the payload's own type.
+        """
         self.stats.messages += 1
         ts = self._wall_ns()
+        if type(data) is str and data.startswith('{"stream":"'):
+            stream = data[11 : data.find('"', 11)]
+            kind = self._kinds.get(stream)
+            if kind is None:
+                kind = self._kinds[stream] = _classify(stream)
+            k = kind[0]
+            try:
+                if k == _DEPTH:
+                    self._on_depth(wire.delta_from(wire.depth_frame_dec.decode(data).data, ts))
+                    return None
+                if k == _TRADE:
+                    self._emit(wire.trade_from(wire.trade_frame_dec.decode(data).data, ts))
+                    return None
+                if k == _BT:
+                    self._emit(wire.quote_from(wire.book_ticker_frame_dec.decode(data).data, ts))
+                    return None
+                if k == _AGG:
+                    self._emit(wire.agg_trade_from(wire.agg_frame_dec.decode(data).data, ts))
+                    return None
+                if k == _KLINE:
+                    bar, closed = wire.bar_from(wire.kline_frame_dec.decode(data).data, ts)
+                    if closed:
+                        self._on_closed_bar(kind[1], bar)
+                    return None
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                self._malformed(stream.partition("@")[2] or stream, exc)
+                return None
+        return self._frame(data, ts)
+
+    def _frame(self, data: str | bytes, ts: int) -> str | None:
+        """The general path: control replies, serverShutdown, odd layouts, unknown streams."""
         try:
             env = wire.envelope_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

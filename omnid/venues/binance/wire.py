@@ -27,8 +27,16 @@ INTERVAL_MS: dict[str, int] = {
 }
 
 
+_IDS: dict[str, str] = {}
+_BUY, _SELL = Side.BUY, Side.SELL
+
+
 def instrument_id(symbol: str) -> str:
-    return f"{symbol.upper()}.{VENUE}"
+    """``SYMBOL.BINANCE`` (cached: this runs for every message)."""
+    iid = _IDS.get(symbol)
+    if iid is None:
+        iid = _IDS[symbol] = f"{symbol.upper()}.{VENUE}"
+    return iid
 
 
 # --------------------------------------------------------------------------------------------------
@@ -119,24 +127,20 @@ _event_dec = msgspec.json.Decoder(WireEvent, strict=False)
 envelope_decoder = msgspec.json.Decoder(Envelope)
 
 
-def decode_trade(raw: bytes | msgspec.Raw, ts_init: int) -> Trade:
-    w = _trade_dec.decode(raw)
-    return Trade(instrument_id(w.s), w.p, w.q, Side.SELL if w.m else Side.BUY, w.T * MS, ts_init, str(w.t))
+def trade_from(w: WireTrade, ts_init: int) -> Trade:
+    return Trade(instrument_id(w.s), w.p, w.q, _SELL if w.m else _BUY, w.T * MS, ts_init, str(w.t))
 
 
-def decode_agg_trade(raw: bytes | msgspec.Raw, ts_init: int) -> Trade:
-    w = _agg_dec.decode(raw)
-    return Trade(instrument_id(w.s), w.p, w.q, Side.SELL if w.m else Side.BUY, w.T * MS, ts_init, str(w.a))
+def agg_trade_from(w: WireAggTrade, ts_init: int) -> Trade:
+    return Trade(instrument_id(w.s), w.p, w.q, _SELL if w.m else _BUY, w.T * MS, ts_init, str(w.a))
 
 
-def decode_book_ticker(raw: bytes | msgspec.Raw, ts_init: int) -> Quote:
+def quote_from(w: WireBookTicker, ts_init: int) -> Quote:
     """bookTicker carries no event time; ``ts_event`` is when omnid received it."""
-    w = _bt_dec.decode(raw)
     return Quote(instrument_id(w.s), w.b, w.a, w.B, w.A, ts_init, ts_init)
 
 
-def decode_depth(raw: bytes | msgspec.Raw, ts_init: int) -> BookDelta:
-    w = _depth_dec.decode(raw)
+def delta_from(w: WireDepthUpdate, ts_init: int) -> BookDelta:
     return BookDelta(
         instrument_id(w.s),
         [BookLevel(p, q) for p, q in w.b],
@@ -148,13 +152,65 @@ def decode_depth(raw: bytes | msgspec.Raw, ts_init: int) -> BookDelta:
     )
 
 
-def decode_kline(raw: bytes | msgspec.Raw, ts_init: int) -> tuple[Bar, bool]:
+def bar_from(w: WireKlineEvent, ts_init: int) -> tuple[Bar, bool]:
     """The kline as a Bar, and whether it is closed (only closed bars go to the engine)."""
-    w = _kline_dec.decode(raw)
     k = w.k
     interval = INTERVAL_MS.get(k.i, k.T + 1 - k.t) * MS
     bar = Bar(instrument_id(k.s), interval, k.t * MS, k.o, k.h, k.l, k.c, k.v, (k.T + 1) * MS, ts_init)
     return bar, k.x
+
+
+def decode_trade(raw: bytes | msgspec.Raw, ts_init: int) -> Trade:
+    return trade_from(_trade_dec.decode(raw), ts_init)
+
+
+def decode_agg_trade(raw: bytes | msgspec.Raw, ts_init: int) -> Trade:
+    return agg_trade_from(_agg_dec.decode(raw), ts_init)
+
+
+def decode_book_ticker(raw: bytes | msgspec.Raw, ts_init: int) -> Quote:
+    return quote_from(_bt_dec.decode(raw), ts_init)
+
+
+def decode_depth(raw: bytes | msgspec.Raw, ts_init: int) -> BookDelta:
+    return delta_from(_depth_dec.decode(raw), ts_init)
+
+
+def decode_kline(raw: bytes | msgspec.Raw, ts_init: int) -> tuple[Bar, bool]:
+    return bar_from(_kline_dec.decode(raw), ts_init)
+
+
+# One-pass decoders for a whole combined-stream frame whose stream (so payload type) is known.
+class TradeFrame(msgspec.Struct):
+    stream: str
+    data: WireTrade
+
+
+class AggTradeFrame(msgspec.Struct):
+    stream: str
+    data: WireAggTrade
+
+
+class BookTickerFrame(msgspec.Struct):
+    stream: str
+    data: WireBookTicker
+
+
+class DepthFrame(msgspec.Struct):
+    stream: str
+    data: WireDepthUpdate
+
+
+class KlineFrame(msgspec.Struct):
+    stream: str
+    data: WireKlineEvent
+
+
+trade_frame_dec = msgspec.json.Decoder(TradeFrame, strict=False)
+agg_frame_dec = msgspec.json.Decoder(AggTradeFrame, strict=False)
+book_ticker_frame_dec = msgspec.json.Decoder(BookTickerFrame, strict=False)
+depth_frame_dec = msgspec.json.Decoder(DepthFrame, strict=False)
+kline_frame_dec = msgspec.json.Decoder(KlineFrame, strict=False)
 
 
 def decode_event_type(raw: str | bytes | msgspec.Raw) -> str:
