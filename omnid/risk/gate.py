@@ -435,7 +435,10 @@ class RiskGate:
         )
         self.denials += 1
         self._rec.record(denial)
-        if intent.action is IntentAction.CLOSE:
+        if rule == SANITY and intent.action is IntentAction.CLOSE:
+            # Bad input (no usable price yet) may pass on the next tick: let the exit fire again.
+            # Other denials of an exit wait for an order event (a close in flight ends, a fill
+            # changes the position) instead of repeating the same denial on every tick.
             self.exits.rearm(intent.instrument_id)
         return denial
 

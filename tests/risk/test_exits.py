@@ -6,10 +6,9 @@ import datetime as dt
 
 import pytest
 from omnid.calendar import to_ns
-from omnid.model import IntentAction, OrderIntent, OrderType, Side
-from omnid.risk import RiskDenial
+from omnid.model import IntentAction, OrderIntent, Side
 
-from tests.risk.conftest import IST, Harness, approved, buy, denied, sell
+from tests.risk.conftest import IST, Harness, approved, buy, close, denied, sell
 from tests.risk.fakes import fill_for, order_for
 
 
@@ -39,15 +38,29 @@ def test_stop_loss_from_the_intent_fires_once_at_the_level(h: Harness) -> None:
     assert ex.managed_count == 0
 
 
-def test_denied_exit_rearms() -> None:
-    h = Harness(sizing={"mode": "fixed"}, price_collar_pct=1.0)
+def test_exit_denied_for_bad_input_rearms(h: Harness) -> None:
     h.execute(buy(qty=4, stop_loss=95.0), 100.0)
     out = h.gate.exits.on_price("AAA.SIM", 94.0, 1)
     assert out is not None
-    bad = OrderIntent(strategy_id=out.strategy_id, instrument_id=out.instrument_id, side=out.side,
-                      qty=out.qty, action=out.action, order_type=OrderType.LIMIT, limit_price=50.0)
-    assert isinstance(h.check(bad, 94.0), RiskDenial)
-    assert h.gate.exits.on_price("AAA.SIM", 94.0, 2) is not None
+    denied(h.check(out, float("nan")), "sanity")  # no usable last price yet
+    again = h.gate.exits.on_price("AAA.SIM", 94.0, 2)
+    assert again is not None
+    approved(h.check(again, 94.0))
+
+
+def test_exit_denied_because_a_close_is_in_flight_does_not_repeat(h: Harness) -> None:
+    h.execute(buy(qty=4, stop_loss=95.0), 100.0)
+    square_off = approved(h.check(close(Side.SELL, strategy_id="risk"), 100.0))
+    order = order_for(square_off)
+    h.gate.on_order_open(order)
+    out = h.gate.exits.on_price("AAA.SIM", 94.0, 1)
+    assert out is not None
+    denied(h.check(out, 94.0), "close_position")
+    assert h.gate.exits.on_price("AAA.SIM", 93.0, 2) is None  # no denial on every tick
+    order.transition(order.status.SUBMITTED, 0)
+    order.transition(order.status.CANCELLED, 0)
+    h.gate.on_order_closed(order)  # the other close failed: the stop is live again
+    assert h.gate.exits.on_price("AAA.SIM", 93.0, 3) is not None
 
 
 def test_close_order_cancelled_rearms(h: Harness) -> None:
