@@ -78,6 +78,15 @@ from omnid.venues.paper.config import PaperConfig
 Handlers = list[tuple[StrategyRunner, Callable[[Any], Intents]]]
 
 
+class RejectedEvent(msgspec.Struct, kw_only=True):
+    """A market event the engine dropped as malformed (NaN/inf, non-positive price, ...), and why."""
+
+    kind: str
+    instrument_id: str
+    reason: str
+    ts_event: int
+
+
 class _Features:
     """A strategy's view of the feature engine: spec items resolve on the strategy's source."""
 
@@ -140,6 +149,7 @@ class Engine:
         self.intents = 0
         self.orders = 0
         self.denials = 0
+        self.bad_events = 0
         # Bound once: the hot path calls these directly.
         self._paper_trade = paper.on_trade if paper is not None else None
         self._mark = portfolio.mark
@@ -284,6 +294,10 @@ class Engine:
     def on_trade(self, trade: Trade) -> None:
         iid = trade.instrument_id
         px = trade.price
+        size = trade.size
+        if px - px or size - size or px <= 0.0 or size < 0.0:  # NaN/inf, or not a price/size
+            self._bad(trade, iid, f"trade price {px} / size {size}: need a finite price > 0 and size >= 0")
+            return
         paper = self._paper_trade
         if paper is not None:
             # No try/finally on the hot path: if the broker raises, the error propagates to the
@@ -316,6 +330,11 @@ class Engine:
     def on_bar(self, bar: Bar) -> None:
         """A bar from a file or a venue's kline stream; it fills pending orders at its open first."""
         iid = bar.instrument_id
+        o, h, lo, c, v = bar.open, bar.high, bar.low, bar.close, bar.volume
+        if o - o or h - h or lo - lo or c - c or v - v or c <= 0.0 or o <= 0.0 or lo > h or v < 0.0:
+            self._bad(bar, iid, f"bar open {o} high {h} low {lo} close {c} volume {v}: need finite "
+                                "prices > 0, low <= high and volume >= 0")
+            return
         paper = self.paper
         if paper is not None:
             self._busy = 1
@@ -346,6 +365,11 @@ class Engine:
                 self._process(out)
 
     def on_quote(self, quote: Quote) -> None:
+        b, a, bs, az = quote.bid, quote.ask, quote.bid_size, quote.ask_size
+        if b - b or a - a or bs - bs or az - az or bs < 0.0 or az < 0.0:
+            self._bad(quote, quote.instrument_id, f"quote bid {b} x {bs} / ask {a} x {az}: need finite "
+                                                  "prices and sizes >= 0")
+            return
         paper = self.paper
         if paper is not None:
             self._busy = 1
@@ -364,6 +388,15 @@ class Engine:
                     continue
                 if out:
                     self._process(out)
+
+    def _bad(self, event: Trade | Bar | Quote, instrument_id: str, why: str) -> None:
+        """Drop a malformed event before any part sees it, and record why (never raise: a bad tick
+        must not take the daemon down)."""
+        self.bad_events += 1
+        self.recorder.record(
+            RejectedEvent(kind=type(event).__name__.lower(), instrument_id=instrument_id, reason=why,
+                          ts_event=event.ts_event)
+        )
 
     def on_time(self, now: int) -> None:
         """Close bars of quiet markets (the daemon calls this from a timer) and dispatch them."""
@@ -584,7 +617,8 @@ class Engine:
             "pnl": self.pnl(),
             "risk": msgspec.to_builtins(self.gate.status()),
             "open_orders": len(self.manager.open_orders()),
-            "counts": {"intents": self.intents, "orders": self.orders, "denials": self.denials},
+            "counts": {"intents": self.intents, "orders": self.orders, "denials": self.denials,
+                       "bad_events": self.bad_events},
         }
 
     def positions(self) -> list[dict[str, Any]]:
@@ -669,4 +703,4 @@ def build_engine(
     return engine
 
 
-__all__ = ["Engine", "build_engine", "source_name"]
+__all__ = ["Engine", "RejectedEvent", "build_engine", "source_name"]

@@ -308,3 +308,22 @@ def test_reload_applies_new_params_and_lists_what_needs_a_restart() -> None:
     assert _of(rec, OrderIntent)[0].numbers.keys() >= {"sma_4", "sma_9"}
     assert eng.reload_strategies([_sc("e", "sma_cross", [ETH], fast=4, slow=9)]) == [
         "strategy 'e': kind, instruments or source changed: restart to apply"]
+
+
+def test_malformed_events_are_dropped_and_recorded_not_raised() -> None:
+    """NaN, infinite or non-positive prices never reach the broker, features or strategies."""
+    from omnid.engine import RejectedEvent
+
+    eng, clock, rec = _engine(_sc("e", "sma_cross", [BTC], fast=3, slow=8, qty=0.5))
+    ts = _ticks(eng, clock, [(BTC, p) for p in _wave(60)])
+    before = eng.features.value(BTC, "sma_8")
+    for bad in (math.nan, math.inf, -1.0, 0.0):
+        eng.on_trade(Trade(BTC, bad, 1.0, Side.BUY, ts, ts))
+    eng.on_trade(Trade(BTC, 100.0, math.nan, Side.BUY, ts, ts))
+    eng.on_bar(Bar(BTC, DAY, ts, 1.0, 0.5, 2.0, 1.0, 1.0, ts + DAY, ts + DAY))  # low > high
+    eng.on_quote(Quote(BTC, math.nan, 101.0, 1.0, 1.0, ts, ts))
+    dropped = _of(rec, RejectedEvent)
+    assert [d.kind for d in dropped] == ["trade"] * 5 + ["bar", "quote"]
+    assert "need a finite price > 0" in dropped[0].reason
+    assert eng.features.value(BTC, "sma_8") == before
+    assert eng.status()["counts"]["bad_events"] == 7
