@@ -28,7 +28,7 @@ import msgspec
 from omnid.calendar import TradingCalendar, parse_hhmm
 from omnid.clock import Clock, TimeEvent
 from omnid.errors import ConfigError
-from omnid.model import Fill, Instrument, IntentAction, Order, OrderIntent, OrderType, Side
+from omnid.model import Fill, Instrument, IntentAction, Order, OrderIntent, OrderType, Position, Side
 from omnid.ports import PortfolioView
 from omnid.risk.config import RiskConfig
 
@@ -168,6 +168,22 @@ class ExitManager:
             best = m.best if m is not None else fill.price
             self._arm(iid, self._owner.get(iid, fill.strategy_id), 1 if after > 0 else -1, avg, best)
         # A reduction keeps the levels; an exit in progress stays quiet until its order ends.
+
+    def adopt(self, position: Position, *, strategy_id: str = "risk") -> None:
+        """Take over a position that exists without fills we saw (restored after a restart,
+        reconciled from the broker): track it and arm the configured default levels from its
+        average price."""
+        iid = position.instrument_id
+        qty = position.qty
+        if abs(qty) <= QTY_EPS or not position.avg_price > 0.0:
+            return
+        self._qty[iid] = qty
+        self._avg[iid] = position.avg_price
+        self._owner[iid] = strategy_id
+        best = position.last_price if position.last_price > 0.0 else position.avg_price
+        sign = 1 if qty > 0 else -1
+        best = max(best, position.avg_price) if sign > 0 else min(best, position.avg_price)
+        self._arm(iid, strategy_id, sign, position.avg_price, best)
 
     def on_order_closed(self, order: Order) -> None:
         """An order ended: a close that left the position open re-arms its exit; an entry that

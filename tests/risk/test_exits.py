@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from omnid.calendar import to_ns
-from omnid.model import IntentAction, OrderIntent, Side
+from omnid.model import IntentAction, OrderIntent, Position, Side
 
 from tests.risk.conftest import IST, Harness, approved, buy, close, denied, sell
 from tests.risk.fakes import fill_for, order_for
@@ -148,6 +148,15 @@ def test_unfilled_entry_does_not_leave_its_levels_behind(h: Harness) -> None:
     h.gate.on_order_closed(order)
     h.execute(buy(qty=2, strategy_id="s2"), 100.0)  # no levels of its own, none configured
     assert h.gate.exits.levels("AAA.SIM") is None
+
+
+def test_adopted_position_gets_default_levels() -> None:
+    h = Harness(sizing={"mode": "fixed"}, exits={"stop_loss_pct": 2.0, "trailing_stop_pct": 5.0})
+    h.gate.exits.adopt(Position(instrument_id="AAA.SIM", qty=-3.0, avg_price=50.0, last_price=48.0))
+    lv = h.gate.exits.levels("AAA.SIM")
+    assert lv is not None and lv.qty == -3.0 and lv.stop_loss == 51.0 and lv.trailing_stop == pytest.approx(50.4)
+    out = h.gate.exits.on_price("AAA.SIM", 50.4, 1)
+    assert out is not None and out.side is Side.BUY and out.qty == 3.0 and out.strategy_id == "risk"
 
 
 # -- square-off -------------------------------------------------------------------------------------------------------
