@@ -155,7 +155,8 @@ def test_adopted_position_gets_default_levels() -> None:
     h.gate.exits.adopt(Position(instrument_id="AAA.SIM", qty=-3.0, avg_price=50.0, last_price=48.0))
     lv = h.gate.exits.levels("AAA.SIM")
     assert lv is not None and lv.qty == -3.0 and lv.stop_loss == 51.0 and lv.trailing_stop == pytest.approx(50.4)
-    out = h.gate.exits.on_price("AAA.SIM", 50.4, 1)
+    assert h.gate.exits.on_price("AAA.SIM", 50.39, 1) is None
+    out = h.gate.exits.on_price("AAA.SIM", 50.41, 2)
     assert out is not None and out.side is Side.BUY and out.qty == 3.0 and out.strategy_id == "risk"
 
 
