@@ -1,4 +1,20 @@
-"""Each indicator against TA-Lib (to 1e-9 relative after warm-up) or a plain numpy reference."""
+"""Each indicator against TA-Lib (to 1e-9 relative after warm-up) or a plain numpy reference.
+
+TA-Lib conventions relied on (TA-Lib C sources, ta-lib 0.6 as shipped in the ``ta-lib`` 0.6 wheel;
+each is also pinned by the tests below, which fail if a convention is wrong):
+- ta_EMA.c (TA_INT_EMA, default compatibility): k = 2/(N+1); the first output is the SMA of the
+  first N inputs, at index N-1; then ``prev = (x - prev) * k + prev``.
+- ta_MACD.c (TA_INT_MACD): both EMAs are started ``signal - 1`` bars before the first output, so
+  the fast EMA is seeded with the SMA of the ``fast`` inputs ending at index ``slow - 1`` (not the
+  first ``fast``); the signal is an EMA of the MACD line seeded the same way; the first output of
+  all three is at index ``slow + signal - 2``.
+- ta_RSI.c (non-Metastock, unstable period 0): the first output is at index N, from simple means of
+  the first N gains and losses; then Wilder: ``avg = (avg * (N-1) + x) / N``; 0 when both are 0.
+- ta_ATR.c / ta_TRANGE.c: true range needs the previous close, so the first output is at index N,
+  the SMA of the first N true ranges; then Wilder smoothing.
+- ta_BBANDS.c / ta_STDDEV.c (MA type 0 = SMA): population standard deviation over the SMA window.
+- ta_CORREL.c: Pearson correlation over the window; 0 when either variance is not positive.
+"""
 
 from __future__ import annotations
 
