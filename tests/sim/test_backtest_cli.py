@@ -1,0 +1,155 @@
+"""``omnid backtest`` end to end through the real CLI: bar and tick files, text and JSON output,
+determinism, next-bar-open fills, --close-at-end, and clear errors (exit 2) on bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from omnid.cli import app
+from omnid.sim.synthetic import generate_bars, generate_ticks, write_bars, write_ticks
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def bar_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("bars") / "SYN.csv"
+    write_bars(path, generate_bars(300, seed=21))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tick_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ticks") / "ticks.parquet"
+    write_ticks(path, generate_ticks(20_000, instruments=2, seed=5))
+    return path
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    r = runner.invoke(app, ["backtest", *args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def _json(*args: str) -> dict:  # type: ignore[type-arg]
+    code, out, err = _run(*args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+SMA = ("--strategy", "sma_cross", "--set", "fast=5", "--set", "slow=20", "--set", "mode=long_short")
+METRIC_KEYS = {"return_pct", "cagr_pct", "volatility_pct", "sharpe", "sortino", "max_drawdown_pct", "trades",
+               "win_rate_pct", "profit_factor", "expectancy", "exposure_pct", "equity_final", "commissions"}
+
+
+def test_bar_file_text_report_has_every_metric_and_the_trades(bar_file: Path) -> None:
+    code, out, err = _run("--data", str(bar_file), *SMA, "--commission", "0.001")
+    assert code == 0, err
+    for label in ("Total return %", "CAGR %", "Volatility (ann.) %", "Sharpe", "Sortino", "Max drawdown %",
+                  "Trades", "Win rate %", "Profit factor", "Expectancy", "Exposure %", "Final equity",
+                  "Commissions paid", "Equity curve (300 samples"):
+        assert label in out
+    assert "SYN.SIM" in out and "(300 bars)" in out
+
+
+def test_bar_file_json_is_one_object_with_metrics_trades_and_equity(bar_file: Path) -> None:
+    doc = _json("--data", str(bar_file), *SMA, "--commission", "0.001", "--cash", "5000")
+    assert set(doc["metrics"]) >= METRIC_KEYS
+    assert doc["kind"] == "bars" and doc["events"] == 300
+    assert len(doc["equity"]) == 300 and doc["equity"][0]["equity"] == 5000
+    closed = [t for t in doc["trades"] if not t["open"]]
+    assert doc["metrics"]["trades"] == len(closed) > 0
+    assert math.isclose(doc["metrics"]["equity_final"], doc["equity"][-1]["equity"])
+    assert doc["metrics"]["commissions"] > 0
+
+
+def test_same_input_gives_identical_output(bar_file: Path, tick_file: Path) -> None:
+    for data in (bar_file, tick_file):
+        a = _run("--data", str(data), *SMA, "--commission", "0.002", "--json")
+        b = _run("--data", str(data), *SMA, "--commission", "0.002", "--json")
+        assert a[0] == 0 and a[1] == b[1]
+
+
+def test_decisions_on_a_close_fill_at_the_next_open(bar_file: Path) -> None:
+    """Every entry happens at the open of the bar after the close where the averages crossed."""
+    doc = _json("--data", str(bar_file), *SMA)
+    bars = generate_bars(300, seed=21)
+    close = bars.close
+    fast = np.convolve(close, np.ones(5) / 5, "valid")[15:]
+    slow = np.convolve(close, np.ones(20) / 20, "valid")
+    side = np.sign(fast - slow)
+    crosses = [i + 19 for i in range(1, side.size) if side[i] != side[i - 1] and side[i] and side[i - 1]]
+    entries = doc["trades"]
+    assert len(entries) == len(crosses)
+    for t, signal_bar in zip(entries, crosses, strict=True):
+        fill_bar = signal_bar + 1
+        assert t["entry_ts"] == int(bars.ts[fill_bar])  # stamped at the fill bar's open
+        assert t["entry_price"] == bars.open[fill_bar]
+        assert t["entry_index"] == fill_bar
+
+
+def test_open_position_is_marked_not_closed_unless_close_at_end(bar_file: Path) -> None:
+    args = ("--data", str(bar_file), *SMA, "--commission", "0.001")
+    marked = _json(*args)
+    closed = _json(*args, "--close-at-end")
+    last = marked["trades"][-1]
+    assert last["open"], "this data set ends with a position open"
+    end = closed["trades"][-1]
+    assert not end["open"] and end["exit_price"] == last["exit_price"]  # the last close
+    assert closed["metrics"]["trades"] == marked["metrics"]["trades"] + 1
+    exit_fee = abs(end["qty"]) * end["exit_price"] * 0.001
+    assert math.isclose(closed["metrics"]["equity_final"], marked["metrics"]["equity_final"] - exit_fee)
+    assert math.isclose(closed["metrics"]["commissions"], marked["metrics"]["commissions"] + exit_fee)
+
+
+def test_tick_file_text_and_json(tick_file: Path) -> None:
+    code, out, err = _run("--data", str(tick_file), "--strategy", "sma_cross", "--set", "kind=ema",
+                          "--set", "fast=10", "--set", "slow=50", "--set", "qty=1")
+    assert code == 0, err
+    assert "(20000 ticks)" in out and "SYM00.SIM" in out and "SYM01.SIM" in out
+    doc = _json("--data", str(tick_file), "--strategy", "sma_cross", "--set", "kind=ema", "--set", "fast=10",
+                "--set", "slow=50", "--set", "qty=1")
+    assert doc["kind"] == "ticks" and doc["events"] == 20_000
+    assert doc["metrics"]["trades"] > 10
+    assert {abs(t["qty"]) for t in doc["trades"]} == {1.0}
+    ts = [p["ts"] for p in doc["equity"]]
+    assert ts == sorted(ts) and len(ts) > 100
+
+
+def test_momentum_runs_on_a_tick_file(tick_file: Path) -> None:
+    doc = _json("--data", str(tick_file), "--strategy", "momentum", "--cash", "100000")
+    assert doc["metrics"]["trades"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("Date,Open,High,Low,Close,Volume\n2026-01-01,1,2,0.5,1.5,10\n2026-01-02,1,2,x,1.5,10\n", "row 2"),
+        ("Date,Open,High,Low,Volume\n2026-01-01,1,2,0.5,10\n", "neither a bar file"),
+        ("ts,price,qty\n1767571200000000000,10,1\n1767571100000000000,10,1\n", "goes back in time"),
+        ("", "empty"),
+    ],
+)
+def test_bad_input_file_exits_2_with_a_clear_message(tmp_path: Path, content: str, needle: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    code, out, err = _run("--data", str(path), "--strategy", "sma_cross")
+    assert code == 2
+    assert needle in err and str(path) in err and out == ""
+
+
+def test_missing_file_unknown_strategy_and_bad_parameter_exit_2(bar_file: Path, tmp_path: Path) -> None:
+    code, _, err = _run("--data", str(tmp_path / "nope.csv"), "--strategy", "sma_cross")
+    assert code == 2 and "file not found" in err
+    code, _, err = _run("--data", str(bar_file), "--strategy", "no_such")
+    assert code == 2 and "unknown kind 'no_such'" in err
+    code, _, err = _run("--data", str(bar_file), "--strategy", "sma_cross", "--set", "fast=50", "--set", "slow=5")
+    assert code == 2 and "slow" in err
+    code, _, err = _run("--data", str(bar_file), "--strategy", "sma_cross", "--set", "nonsense")
+    assert code == 2 and "key=value" in err
+    code, _, err = _run("--data", str(bar_file), "--strategy", "sma_cross", "--cash", "-5")
+    assert code == 2 and "--cash" in err
