@@ -1,6 +1,6 @@
 """Each indicator against TA-Lib (to 1e-9 relative after warm-up) or a plain numpy reference.
 
-TA-Lib conventions relied on (TA-Lib C sources, ta-lib 0.6 as shipped in the ``ta-lib`` 0.6 wheel;
+TA-Lib conventions relied on (TA-Lib C sources, the library bundled in the ``ta-lib`` wheel, 0.8.2 here;
 each is also pinned by the tests below, which fail if a convention is wrong):
 - ta_EMA.c (TA_INT_EMA, default compatibility): k = 2/(N+1); the first output is the SMA of the
   first N inputs, at index N-1; then ``prev = (x - prev) * k + prev``.
