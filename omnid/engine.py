@@ -216,12 +216,18 @@ class Engine:
         why = "is ambiguous" if matches else "is not a configured instrument"
         raise ConfigError(where, [("instruments", f"{text!r} {why} (known: {known})")])
 
-    def start(self) -> None:
+    def start(self, *, trading: bool = True) -> None:
         """Start every strategy (features resolved, timers set), arm the risk gate's timers, and
-        build the dispatch lists. Idempotent."""
+        build the dispatch lists. Idempotent.
+
+        With ``trading=False`` (the daemon's restart path: restore, reconcile, warm up) market data
+        updates features, marks and the broker, but no strategy sees it until
+        :meth:`enable_trading`.
+        """
         if self.started:
             return
         self.started = True
+        self.trading = trading
         self._check_targets()
         self.gate.install(self.clock, self._emit)
         for runner in self.runners.values():
@@ -260,7 +266,7 @@ class Engine:
             s = runner.strategy
             if runner.live and type(s).on_fill is not Strategy.on_fill:
                 fills[name] = (runner, s.on_fill)
-            if not runner.active:
+            if not runner.active or not self.trading:
                 continue
             src = self._sources[name]
             overrides_quote = type(s).on_quote is not Strategy.on_quote
@@ -535,7 +541,6 @@ class Engine:
         names = [r.name for r in self._pick(strategy) if r.resume(reason)]
         if strategy is None and KillSwitch.name in self.gate.kill.halts:
             self.gate.resume(reason, source=KillSwitch.name)
-        self.trading = True
         self._rebuild()
         return names
 
@@ -591,6 +596,24 @@ class Engine:
         self._rebuild()
         return skipped
 
+    def enable_trading(self) -> None:
+        """Let strategies see market data (after warm-up and reconciliation)."""
+        self.trading = True
+        self._rebuild()
+
+    def disable_trading(self) -> None:
+        """Keep features, marks and fills going, but stop feeding strategies."""
+        self.trading = False
+        self._rebuild()
+
+    def cancel_open_orders(self) -> int:
+        """Ask every venue to cancel every open order; how many cancels went out."""
+        return len(self.manager.cancel_all())
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Open orders as plain data (status and the admin socket)."""
+        return [msgspec.to_builtins(o) for o in self.manager.open_orders()]
+
     def halt_entries(self, reason: str) -> None:
         """Halt new entries (exits still pass) without closing anything."""
         self.gate.halt(reason, flatten=False)
@@ -616,6 +639,7 @@ class Engine:
             "positions": self.positions(),
             "pnl": self.pnl(),
             "risk": msgspec.to_builtins(self.gate.status()),
+            "trading": self.trading,
             "open_orders": len(self.manager.open_orders()),
             "counts": {"intents": self.intents, "orders": self.orders, "denials": self.denials,
                        "bad_events": self.bad_events},

@@ -327,3 +327,19 @@ def test_malformed_events_are_dropped_and_recorded_not_raised() -> None:
     assert "need a finite price > 0" in dropped[0].reason
     assert eng.features.value(BTC, "sma_8") == before
     assert eng.status()["counts"]["bad_events"] == 7
+
+
+def test_warm_up_without_trading_then_enable() -> None:
+    """start(trading=False): features warm up, strategies see nothing until enable_trading."""
+    clock = SimClock(T0)
+    rec = ListRecorder()
+    eng = build_engine(_cfg(), clock=clock, recorder=rec, strategies=[_sc("e", "sma_cross", [BTC], fast=3, slow=8,
+                                                                             qty=0.5)])
+    eng.start(trading=False)
+    ts = _ticks(eng, clock, [(BTC, p) for p in _wave(100)])
+    assert _of(rec, OrderIntent) == [] and math.isfinite(eng.features.value(BTC, "sma_8"))
+    assert eng.status()["trading"] is False
+    eng.enable_trading()
+    _ticks(eng, clock, [(BTC, p) for p in _wave(100)], start=ts)
+    assert _of(rec, OrderIntent)
+    assert eng.open_orders() == [] or all(o["instrument_id"] == BTC for o in eng.open_orders())
