@@ -264,7 +264,7 @@ class Daemon:
         for sig, fn in (
             (signal.SIGTERM, lambda: self.request_stop("SIGTERM")),
             (signal.SIGINT, lambda: self.request_stop("SIGINT")),
-            (signal.SIGHUP, lambda: self._spawn(self.reload(), "reload")),
+            (signal.SIGHUP, lambda: self._spawn(self._reload_from_signal(), "reload")),
         ):
             loop.add_signal_handler(sig, fn)
         try:
@@ -274,7 +274,7 @@ class Daemon:
             print(f"omnid: start-up failed: {exc}", file=sys.stderr)
             self.notifier.notify(f"STATUS=start-up failed: {exc}")
             await self._shutdown()
-            return 1
+            return 2 if isinstance(exc, ConfigError) else 1
         await self._stop_event.wait()
         try:
             await asyncio.wait_for(self._shutdown(), self.cfg.admin.stop_timeout_s)
@@ -427,6 +427,15 @@ class Daemon:
 
     # ---- reload ----------------------------------------------------------------------------------
 
+    async def _reload_from_signal(self) -> None:
+        """SIGHUP: the same reload as ``omnid reload``; its outcome goes to the log only."""
+        try:
+            await self.reload()
+        except OmnidError as exc:
+            log.error("reload via SIGHUP failed", error=exc.message)
+        except Exception:
+            log.exception("reload via SIGHUP failed")
+
     async def reload(self) -> dict[str, Any]:
         """Re-read the config file; apply live sections; report what needs a restart."""
         async with self._reload_lock:
@@ -435,7 +444,7 @@ class Daemon:
                 new = load_config(self.config_file)
             except ConfigError as exc:
                 log.error("reload refused: config invalid", problems=exc.problems)
-                self.notifier.status(self._status_line())
+                self.notifier.notify("READY=1", "STATUS=reload refused: config invalid; running on")
                 raise RejectedError(f"config invalid, nothing changed:\n{exc}") from None
             old = self.cfg
             changed = [
