@@ -1,10 +1,11 @@
 """Feature engine throughput: ns per update for each indicator, and trades per second for the full
 indicator set on one instrument through ``FeatureEngine.on_trade``.
 
-    .venv/bin/python bench/features.py [--trades 200000] [--runs 5]
+    .venv/bin/python bench/features.py [--trades 200000] [--runs 5] [--load-rows 1000000]
 
 Prints medians of ``--runs`` runs. Inputs are prebuilt (plain float lists, Trade structs) so the
-figures are the features' own cost, not data generation.
+figures are the features' own cost, not data generation. Also times ``omnid.datafiles.load_ticks``
+on a generated tick CSV (what ``omnid features`` and the backtester read).
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from omnid.calendar import CRYPTO_24_7
+from omnid.datafiles import load_ticks
 from omnid.features import (
     ATR,
     EMA,
@@ -52,6 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trades", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--load-rows", type=int, default=1_000_000)
     args = ap.parse_args()
     n, runs = args.trades, args.runs
     rng = np.random.default_rng(0)
@@ -115,6 +120,28 @@ def main() -> None:
     for label, src in (("tick source", None), ("tick + 1m bars built", "1m")):
         secs = median_seconds(engine_run(src), runs)
         print(f"  {label:22s} {n / secs:12,.0f} trades/s  {secs / n * 1e9:8.0f} ns/trade")
+
+    if args.load_rows:
+        bench_load(args.load_rows, runs)
+
+
+def bench_load(rows: int, runs: int) -> None:
+    """Median time to load a tick CSV of ``rows`` rows (ts ns, symbol, price, qty, side)."""
+    rng = np.random.default_rng(1)
+    ts = T0 + np.cumsum(rng.integers(0, 10_000_000, rows))
+    price = np.round(100 * np.exp(np.cumsum(rng.normal(0, 1e-4, rows))), 4)
+    qty = np.round(rng.exponential(1.0, rows), 6)
+    side = np.where(rng.random(rows) < 0.5, "buy", "sell")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ticks.csv"
+        with path.open("w") as fh:
+            fh.write("ts,symbol,price,qty,side\n")
+            fh.writelines(f"{a},BTCUSDT,{b},{c},{d}\n" for a, b, c, d in
+                          zip(ts.tolist(), price.tolist(), qty.tolist(), side.tolist()))  # noqa: B905
+        mb = path.stat().st_size / 1e6
+        secs = median_seconds(lambda: load_ticks(path) and None, runs)
+    rate = rows / secs / 1e6
+    print(f"\nload_ticks, {rows:,}-row tick CSV ({mb:.0f} MB): {secs:.3f} s ({rate:.1f}M rows/s)")
 
 
 if __name__ == "__main__":
