@@ -445,3 +445,17 @@ reconnect_max_s = 0.2
             proc.kill()
             await proc.wait()
         await peer.stop()
+
+
+def test_start_reports_why_the_daemon_failed(data_dir: Path) -> None:
+    """`omnid start` returns 1 with the daemon's own reason when start-up fails after the spawn."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = _env(data_dir, OMNID__HTTP__PORT=str(port))
+        r = cli(env, "start")
+    assert r.returncode == 1
+    assert "exited with code 1 during start-up" in r.stderr
+    assert "start-up failed" in r.stderr and str(port) in r.stderr
+    assert not (data_dir / "omnid.pid").exists() and not (data_dir / "omnid.sock").exists()
