@@ -82,7 +82,7 @@ class RiskConfig(Section):
     max_daily_loss_pct: float = 0.0
     max_drawdown_pct: float = 0.0
     flatten_on_halt: bool = False
-    day_timezone: str = "UTC"
+    day_timezone: str = ""
     limits_check_seconds: float = 1.0
     max_orders: int = 0
     rate_window_seconds: float = 1.0
@@ -114,8 +114,9 @@ class RiskConfig(Section):
         if self.limits_check_seconds < 0:
             raise ValueError(f"limits_check_seconds must be >= 0 (0: only on entries and fills), "
                              f"got {self.limits_check_seconds}")
-        try:
-            zone(self.day_timezone)
-        except ConfigError as exc:
-            raise ValueError(f"day_timezone: unknown time zone {self.day_timezone!r}") from exc
+        if self.day_timezone:
+            try:
+                zone(self.day_timezone)
+            except ConfigError as exc:
+                raise ValueError(f"day_timezone: unknown time zone {self.day_timezone!r}") from exc
         _check_times(self.entry_cutoff, "entry_cutoff")

@@ -114,7 +114,9 @@ class RiskGate:
             max_daily_loss=config.max_daily_loss,
             max_daily_loss_pct=config.max_daily_loss_pct,
             max_drawdown_pct=config.max_drawdown_pct,
-            day_tz=config.day_timezone,
+            # Empty: the portfolio's own day boundary (omnid.portfolio.Portfolio has ``timezone``),
+            # so the halt lifts when daily_pnl starts a new day; UTC for a view without one.
+            day_tz=config.day_timezone or str(getattr(portfolio, "timezone", "") or "UTC"),
             kill=self.kill,
         )
         self.loss.on_lift = self._on_lift
