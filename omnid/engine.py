@@ -70,7 +70,7 @@ from omnid.strategies.base import (
     decode_params,
 )
 from omnid.strategies.config import StrategyConfig
-from omnid.strategies.registry import STRATEGY_KINDS, known_kinds
+from omnid.strategies.registry import known_kinds, strategy_class
 from omnid.venues.paper.broker import PaperBroker
 from omnid.venues.paper.config import PaperConfig
 
@@ -176,9 +176,13 @@ class Engine:
             raise ConfigError(where, [("", "strategies are added before the engine starts")])
         if name in self.runners:
             raise ConfigError(where, [("name", f"strategy name {name!r} is used twice")])
-        cls = STRATEGY_KINDS.get(kind)
+        try:
+            cls = strategy_class(kind)
+        except ValueError as exc:
+            raise ConfigError(where, [("kind", str(exc))]) from None
         if cls is None:
-            raise ConfigError(where, [("kind", f"unknown kind {kind!r} (known: {', '.join(known_kinds())})")])
+            known = ", ".join(known_kinds())
+            raise ConfigError(where, [("kind", f"unknown kind {kind!r} (known: {known}; or module:Class)")])
         ids = [self.resolve_instrument(x, where=where) for x in instruments]
         src = self.default_source if source in (None, "") else parse_source(source)
         decoded = decode_params(name, kind, cls.params_type, params or {})

@@ -343,3 +343,10 @@ def test_warm_up_without_trading_then_enable() -> None:
     _ticks(eng, clock, [(BTC, p) for p in _wave(100)], start=ts)
     assert _of(rec, OrderIntent)
     assert eng.open_orders() == [] or all(o["instrument_id"] == BTC for o in eng.open_orders())
+
+
+def test_a_user_strategy_by_module_path_trades_through_the_engine() -> None:
+    eng, clock, rec = _engine(_sc("mine", "tests.strategies.user_strategy:BuyOnce", [BTC], qty=0.25))
+    _ticks(eng, clock, [(BTC, p) for p in (100.0, 101.0, 102.0)])
+    assert [(i.strategy_id, i.qty) for i in _of(rec, OrderIntent)] == [("mine", 0.25)]
+    assert eng.portfolio.position_qty(BTC) == 0.25

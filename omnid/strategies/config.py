@@ -35,10 +35,14 @@ class StrategyConfig(Section):
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"strategy name {self.name!r} must be letters, digits, '_' or '-'")
-        cls = strategy_class(self.kind)
+        try:
+            cls = strategy_class(self.kind)
+        except ValueError as exc:
+            raise ValueError(f"strategy {self.name!r}: {exc}") from None
         if cls is None:
             raise ValueError(
-                f"strategy {self.name!r}: unknown kind {self.kind!r} (known: {', '.join(known_kinds())})"
+                f"strategy {self.name!r}: unknown kind {self.kind!r} (known: {', '.join(known_kinds())}; "
+                "or 'package.module:ClassName' for your own)"
             )
         if not self.instruments:
             raise ValueError(f"strategy {self.name!r}: instruments must list at least one instrument")

@@ -1,7 +1,13 @@
-"""Strategy kinds by name: config says ``kind = "sma_cross"``, the registry finds the class."""
+"""Strategy kinds by name: config says ``kind = "sma_cross"``, the registry finds the class.
+
+Your own strategies: either register them (``@register`` on a class imported before the config
+loads), or name them in config as ``kind = "package.module:ClassName"``; the module is imported
+when the config is checked, and the class must subclass :class:`~omnid.strategies.base.Strategy`.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TypeVar
 
 from omnid.strategies.base import Strategy
@@ -25,8 +31,24 @@ def register(cls: S) -> S:
 
 
 def strategy_class(kind: str) -> type[Strategy] | None:
-    """The class registered for ``kind``, if any."""
-    return STRATEGY_KINDS.get(kind)
+    """The class for ``kind``: a registered name, or ``module:Class``; None when there is none.
+
+    Raises ValueError (with the reason) when ``module:Class`` names something that cannot be
+    imported or is not a Strategy.
+    """
+    found = STRATEGY_KINDS.get(kind)
+    if found is not None or ":" not in kind:
+        return found
+    module, _, name = kind.partition(":")
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import strategy module {module!r}: {exc}") from None
+    except AttributeError:
+        raise ValueError(f"module {module!r} has no {name!r}") from None
+    if not (isinstance(obj, type) and issubclass(obj, Strategy)):
+        raise ValueError(f"{kind!r} is not a Strategy subclass")
+    return obj
 
 
 def known_kinds() -> list[str]:

@@ -81,3 +81,17 @@ def test_config_names_unknown_kind_and_bad_params() -> None:
     ok = msgspec.convert({"name": "t", "kind": "sma_cross", "instruments": ["A"], "params": {"fast": 2}},
                          StrategyConfig)
     assert ok.decoded_params().fast == 2
+
+
+def test_user_strategies_load_by_module_path() -> None:
+    """kind = "module:Class" imports a user's Strategy subclass; bad paths are config errors."""
+    ok = msgspec.convert({"name": "u", "kind": "tests.strategies.user_strategy:BuyOnce", "instruments": ["A"],
+                          "params": {"qty": 2.0}}, StrategyConfig)
+    assert ok.decoded_params().qty == 2.0
+    for kind, needle in [
+        ("tests.strategies.nope:X", "cannot import strategy module"),
+        ("tests.strategies.user_strategy:Missing", "has no 'Missing'"),
+        ("tests.strategies.user_strategy:NotAStrategy", "is not a Strategy subclass"),
+    ]:
+        with pytest.raises(msgspec.ValidationError, match=needle):
+            msgspec.convert({"name": "u", "kind": kind, "instruments": ["A"]}, StrategyConfig)
