@@ -209,6 +209,8 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._reload_lock = asyncio.Lock()
         self.event_errors = 0
+        self.loop_lag_ms = 0.0
+        self.max_loop_lag_ms = 0.0
 
     # ---- hot path --------------------------------------------------------------------------------
 
@@ -407,8 +409,13 @@ class Daemon:
     async def _monitor(self) -> None:
         """Once a second: feed-silence and daily-P&L alert rules, and a systemd STATUS= line."""
         n = 0
+        loop = asyncio.get_running_loop()
         while True:
+            due = loop.time() + 1.0
             await asyncio.sleep(1.0)
+            # How late the loop woke us: a busy or blocked loop shows here (and in /healthz).
+            self.loop_lag_ms = max((loop.time() - due) * 1000.0, 0.0)
+            self.max_loop_lag_ms = max(self.max_loop_lag_ms, self.loop_lag_ms)
             n += 1
             try:
                 self.watcher.check_feeds({f.name: f.status().last_age_s for f in self.feeds})
@@ -486,7 +493,11 @@ class Daemon:
         return [f.status() for f in self.feeds]
 
     def _alive(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 1)}
+        return {
+            "pid": os.getpid(),
+            "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 1),
+            "loop_lag_ms": round(self.loop_lag_ms, 2),
+        }
 
     def readiness(self) -> tuple[bool, list[str], dict[str, Any]]:
         reasons: list[str] = []
@@ -545,6 +556,7 @@ class Daemon:
             },
             "http": {"port": self.http_port},
             "event_errors": self.event_errors,
+            "loop_lag_ms": {"last": round(self.loop_lag_ms, 2), "max": round(self.max_loop_lag_ms, 2)},
         }
 
     # ---- admin commands --------------------------------------------------------------------------

@@ -188,6 +188,9 @@ def render_status(s: dict[str, Any]) -> str:
     http = s.get("http") or {}
     admin = s.get("admin") or {}
     out.append(f"admin socket: {admin.get('socket')}; health: port {http.get('port') or '(off)'}")
+    lag = s.get("loop_lag_ms") or {}
+    if lag:
+        out.append(f"event loop lag: {lag.get('last', 0):.1f} ms now, {lag.get('max', 0):.1f} ms max")
     return "\n".join(out)
 
 
