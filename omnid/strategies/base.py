@@ -16,6 +16,27 @@ A strategy reads three things, all through its :class:`StrategyContext`:
 - its position, through :class:`~omnid.ports.PortfolioView`;
 - the clock (and clock timers that call ``on_timer``).
 
+A whole strategy::
+
+    class BreakoutParams(StrategyParams, frozen=True):
+        period: int = 20
+        qty: float = 0.0                      # 0: the risk gate sizes it
+
+    class Breakout(Strategy):
+        kind = "breakout"                     # or load it as kind = "mypkg.breakout:Breakout"
+        params_type = BreakoutParams
+
+        def on_start(self) -> Intents:
+            self.hi = {i: self.feature(i, f"bbands:{self.params.period}:2") for i in self.instruments}
+            return None
+
+        def on_price(self, instrument_id: str, price: float, ts: int) -> Intents:
+            band = self.hi[instrument_id]
+            if self.net_qty(instrument_id) == 0 and price > band.upper:
+                return [self.intent(instrument_id, Side.BUY, f"price {price} broke above the upper band",
+                                    {"price": price, "upper": band.upper}, qty=self.params.qty)]
+            return None
+
 User code never runs bare: :class:`StrategyRunner` calls it, and a hook that raises disables that
 strategy, records a :class:`StrategyErrorRecord` (strategy, hook, traceback summary) and lets every
 other strategy run on. Runners can be paused and resumed one by one (the admin socket does this).
