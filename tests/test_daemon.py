@@ -459,3 +459,22 @@ def test_start_reports_why_the_daemon_failed(data_dir: Path) -> None:
     assert "exited with code 1 during start-up" in r.stderr
     assert "start-up failed" in r.stderr and str(port) in r.stderr
     assert not (data_dir / "omnid.pid").exists() and not (data_dir / "omnid.sock").exists()
+
+
+def test_pid_file_lock_stale_detection_and_release(tmp_path: Path) -> None:
+    from omnid.daemon import AlreadyRunning, PidFile
+
+    path = tmp_path / "d" / "omnid.pid"
+    path.parent.mkdir()
+    path.write_text("999999\n")  # left by a crashed daemon: unlocked
+    first = PidFile(path)
+    first.acquire()
+    assert first.stale_pid == 999999 and path.read_text() == f"{os.getpid()}\n"
+    with pytest.raises(AlreadyRunning, match=f"already running \\(pid {os.getpid()}"):
+        PidFile(path).acquire()
+    first.release()
+    assert not path.exists()
+    again = PidFile(path)
+    again.acquire()
+    assert again.stale_pid is None
+    again.release()
