@@ -60,7 +60,8 @@ class SinkWorker:
         self.last_error = ""
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
-        self._idle.set()
+        if not self.spooling:
+            self._idle.set()  # not idle until a spool left by the last run has been replayed
         self._task: asyncio.Task[None] | None = None
         self._backoff = retry_s
 

@@ -21,7 +21,7 @@ class LoopLagProbe:
         while True:
             t0 = perf()
             await asyncio.sleep(self.interval_s)
-            lag = perf() - t0 - self.interval_s
+            lag = max(0.0, perf() - t0 - self.interval_s)  # timers may fire a little early
             self.samples += 1
             self.lags.append(lag)
             self.max_lag_s = max(self.max_lag_s, lag)
