@@ -220,17 +220,23 @@ class RiskGate:
         order_type = intent.order_type
         limit = intent.limit_price
         stop = intent.stop_price
-        if order_type is not _MARKET:
+        if order_type is _MARKET:
+            limit = stop = None  # a stray price on a market order must not size or collar it
+        else:
             if order_type in _LIMIT_TYPES:
                 if limit is None or not 0.0 < limit < _INF:
                     return self._deny(intent, (SANITY, f"a {order_type.value} order needs a positive "
                                                f"limit price, got {limit}", {}), now)
                 limit = rounder.price(limit, side)
+            else:
+                limit = None
             if order_type in _STOP_TYPES:
                 if stop is None or not 0.0 < stop < _INF:
                     return self._deny(intent, (SANITY, f"a {order_type.value} order needs a positive "
                                                f"stop price, got {stop}", {}), now)
                 stop = rounder.price(stop, _NONE)
+            else:
+                stop = None
         action = intent.action
         opening = action is _OPEN
         key = (intent.strategy_id, iid, side, action)

@@ -116,6 +116,17 @@ def test_price_collar_boundary() -> None:
     approved(h.check(buy(qty=1), 100.0))
 
 
+def test_a_stray_price_on_a_market_order_is_dropped() -> None:
+    h = Harness(sizing={"mode": "all_in"}, price_collar_pct=1.0)
+    out = approved(h.check(buy(limit_price=1.0, stop_price=2.0), 100.0))
+    assert (out.qty, out.limit_price, out.stop_price) == (1000.0, None, None)
+
+
+def test_stop_order_rounds_its_stop_and_needs_one(h: Harness) -> None:
+    out = approved(h.check(sell(qty=1, order_type=OrderType.STOP, stop_price=95.004), 100.0))
+    assert (out.stop_price, out.limit_price) == (95.0, None)
+
+
 # -- kill switch ---------------------------------------------------------------------------------------------
 
 
