@@ -42,7 +42,11 @@ fi
 
 # 4. Config and secrets (kept if present).
 if [[ ! -f "$ETC/omnid.toml" ]]; then
-  install -m 0640 -o root -g omnid "$SRC/omnid.toml.example" "$ETC/omnid.toml"
+  # The example with its data directory moved to $DATA (the only place the unit may write).
+  sed -e "s#^data_dir = \"var\"#data_dir = \"$DATA\"#" "$SRC/omnid.toml.example" > "$ETC/omnid.toml.new"
+  grep -q "^data_dir = \"$DATA\"" "$ETC/omnid.toml.new" || { echo "install-service.sh: could not set data_dir" >&2; exit 1; }
+  install -m 0640 -o root -g omnid "$ETC/omnid.toml.new" "$ETC/omnid.toml"
+  rm -f "$ETC/omnid.toml.new"
 fi
 if [[ ! -f "$ETC/omnid.env" ]]; then
   umask 077
