@@ -153,3 +153,19 @@ def test_missing_file_unknown_strategy_and_bad_parameter_exit_2(bar_file: Path, 
     assert code == 2 and "key=value" in err
     code, _, err = _run("--data", str(bar_file), "--strategy", "sma_cross", "--cash", "-5")
     assert code == 2 and "--cash" in err
+
+
+def test_progress_bar_on_stderr_for_long_runs_but_never_with_json(
+    tick_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import omnid.commands.backtest as cmd
+
+    monkeypatch.setenv("OMNID_PROGRESS", "1")
+    monkeypatch.setattr(cmd, "PROGRESS_MIN_EVENTS", 1_000)
+    code, out, err = _run("--data", str(tick_file), "--strategy", "sma_cross", "--set", "qty=1")
+    assert code == 0 and "/20.0k" in err and "ev/s" in err and "Total return %" in out
+    code, out, err = _run("--data", str(tick_file), "--strategy", "sma_cross", "--set", "qty=1", "--json")
+    assert code == 0 and err == "" and json.loads(out)["events"] == 20_000
+    monkeypatch.setattr(cmd, "PROGRESS_MIN_EVENTS", 1_000_000)
+    code, out, err = _run("--data", str(tick_file), "--strategy", "sma_cross", "--set", "qty=1")
+    assert code == 0 and err == ""
