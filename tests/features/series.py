@@ -1,4 +1,5 @@
-"""Test series for indicator parity: real-looking GBM bars with volume, and edge cases."""
+"""Test series for indicator parity (real-looking GBM bars with volume, and edge cases) and the
+parity assertion."""
 
 from __future__ import annotations
 
@@ -53,3 +54,17 @@ def jump(n: int = 400, factor: float = 100.0) -> Series:
     c = gbm(n, seed=7).close.copy()
     c[200] *= factor
     return _from_close(c)
+
+
+def assert_parity(ours: np.ndarray, ref: np.ndarray, rtol: float = 1e-9) -> None:
+    """Same warm-up (NaN exactly where the reference is NaN); each value within ``rtol`` relative,
+    except values within 1e-4 of the series' scale of zero (a MACD histogram crossing zero), which
+    must be within ``rtol`` × scale absolute."""
+    assert ours.shape == ref.shape
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+    m = ~np.isnan(ref)
+    assert m.any()
+    scale = float(np.max(np.abs(ref[m]))) or 1.0
+    np.testing.assert_allclose(ours[m], ref[m], rtol=rtol, atol=rtol * scale)
+    big = m & (np.abs(ref) > 1e-4 * scale)
+    np.testing.assert_allclose(ours[big], ref[big], rtol=rtol, atol=0)

@@ -13,8 +13,7 @@ import talib
 from omnid.cli import app
 from typer.testing import CliRunner
 
-from tests.features.series import gbm
-from tests.features.test_indicators import assert_parity
+from tests.features.series import assert_parity, gbm
 
 S = 1_000_000_000
 DAY = 86_400 * S

@@ -15,8 +15,7 @@ from omnid.features import FeatureEngine, parse_interval
 from omnid.features.config import FeaturesConfig
 from omnid.model import Bar, BookDelta, BookLevel, BookSnapshot, Instrument, Quote, Side, Trade
 
-from tests.features.series import gbm
-from tests.features.test_indicators import assert_parity
+from tests.features.series import assert_parity, gbm
 
 S = 1_000_000_000
 MIN = 60 * S
