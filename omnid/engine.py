@@ -37,7 +37,7 @@ import msgspec
 
 from omnid.clock import Clock, TimeEvent
 from omnid.config import OmnidConfig
-from omnid.errors import ConfigError, RejectedError
+from omnid.errors import ConfigError, RejectedError, StrategyError
 from omnid.execution.journal import Journal
 from omnid.execution.manager import OrderManager
 from omnid.execution.router import Router
@@ -237,7 +237,7 @@ class Engine:
         for runner in self.runners.values():
             out = runner.start()
             if out:
-                self._process(out)
+                self._accept(runner, "on_start", out)
         self._rebuild()
 
     def _check_targets(self) -> None:
@@ -332,7 +332,7 @@ class Engine:
                     self._failed(runner, "on_trade", exc)
                     continue
                 if out:
-                    self._process(out)
+                    self._accept(runner, "on_trade", out)
         if bar is not None and self._bar_handlers:
             for done in list(self.features.completed):
                 self._dispatch_bar(done)
@@ -372,7 +372,7 @@ class Engine:
                 self._failed(runner, "on_bar", exc)
                 continue
             if out:
-                self._process(out)
+                self._accept(runner, "on_bar", out)
 
     def on_quote(self, quote: Quote) -> None:
         b, a, bs, az = quote.bid, quote.ask, quote.bid_size, quote.ask_size
@@ -397,7 +397,7 @@ class Engine:
                     self._failed(runner, "on_quote", exc)
                     continue
                 if out:
-                    self._process(out)
+                    self._accept(runner, "on_quote", out)
 
     def _bad(self, event: Trade | Bar | Quote, instrument_id: str, why: str) -> None:
         """Drop a malformed event before any part sees it, and record why (never raise: a bad tick
@@ -434,27 +434,40 @@ class Engine:
         for intent in queue:
             self._one(intent)
 
+    def _accept(self, runner: StrategyRunner, hook: str, out: object) -> None:
+        """A hook's return value: a list of this strategy's OrderIntents (a single intent or a
+        tuple is accepted too). Anything else is a bug in the strategy, which is disabled."""
+        if out.__class__ is OrderIntent:
+            out = [out]
+        elif isinstance(out, tuple):
+            out = list(out)
+        problem = ""
+        if not isinstance(out, list):
+            problem = f"{hook} returned {type(out).__name__}, not a list of OrderIntent"
+        else:
+            for item in out:
+                if item.__class__ is not OrderIntent:
+                    problem = f"{hook} returned a {type(item).__name__} among its intents, not an OrderIntent"
+                    break
+                if item.strategy_id != runner.name:
+                    problem = (f"{hook} returned an intent for strategy {item.strategy_id!r}: use "
+                               "self.intent(...) so intents carry this strategy's name")
+                    break
+        if problem:
+            self._failed(runner, hook, StrategyError(problem, strategy=runner.name, hook=hook))
+            return
+        self._process(out)  # type: ignore[arg-type]
+
     def _one(self, intent: OrderIntent) -> None:
         self.intents += 1
         if self._record_intents:
             self.recorder.record(intent)
-        if intent.__class__ is not OrderIntent:
-            self._reject_bad(intent)
-            return
         out = self.gate.check(intent, self._last.get(intent.instrument_id, math.nan))
         if out.__class__ is RiskDenial:
             self.denials += 1
             return
         self.orders += 1
         self.manager.submit(out)  # type: ignore[arg-type]
-
-    def _reject_bad(self, intent: object) -> None:
-        """A hook returned something that is not an OrderIntent: treat it as a strategy bug."""
-        sid = getattr(intent, "strategy_id", None)
-        runner = self.runners.get(sid) if isinstance(sid, str) else None
-        exc = RejectedError(f"a strategy returned {type(intent).__name__}, not an OrderIntent")
-        if runner is not None:
-            self._failed(runner, "intent", exc)
 
     def _failed(self, runner: StrategyRunner, hook: str, exc: BaseException) -> None:
         runner.fail(hook, exc)
@@ -495,7 +508,7 @@ class Engine:
             self._failed(runner, "on_fill", exc)
             return
         if out:
-            self._process(out)
+            self._accept(runner, "on_fill", out)
 
     # ---------------------------------------------------------------------------------------------
     # Strategy timers and scanner hand-offs
@@ -508,7 +521,7 @@ class Engine:
         if runner.state is RunState.DISABLED:
             self._rebuild()
         elif out:
-            self._process(out)
+            self._accept(runner, "on_timer", out)
 
     def _on_universe(self, source: str, target: str, instrument_ids: Sequence[str]) -> None:
         runner = self.runners.get(target)
@@ -518,7 +531,7 @@ class Engine:
         if runner.state is RunState.DISABLED:
             self._rebuild()
         elif out and runner.active:
-            self._process(out)
+            self._accept(runner, "on_universe", out)
 
     # ---------------------------------------------------------------------------------------------
     # Control surface (the daemon's admin socket)
@@ -596,7 +609,7 @@ class Engine:
             runner.strategy.params = params
             out = runner.call("on_start", runner.strategy.on_start)
             if out and runner.active:
-                self._process(out)
+                self._accept(runner, "on_start", out)
         self._rebuild()
         return skipped
 
@@ -630,7 +643,7 @@ class Engine:
         for runner in self.runners.values():
             out = runner.stop()
             if out:
-                self._process(out)
+                self._accept(runner, "on_stop", out)
         self._rebuild()
 
     def last_price(self, instrument_id: str) -> float:

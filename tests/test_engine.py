@@ -350,3 +350,44 @@ def test_a_user_strategy_by_module_path_trades_through_the_engine() -> None:
     _ticks(eng, clock, [(BTC, p) for p in (100.0, 101.0, 102.0)])
     assert [(i.strategy_id, i.qty) for i in _of(rec, OrderIntent)] == [("mine", 0.25)]
     assert eng.portfolio.position_qty(BTC) == 0.25
+
+
+class _OddParams(StrategyParams, frozen=True):
+    returns: str = "single"
+
+
+@register
+class _Odd(Strategy):
+    """Returns odd things from on_price, as buggy user code might."""
+
+    kind = "test_engine_odd"
+    params_type = _OddParams
+    params: _OddParams
+
+    def on_price(self, instrument_id: str, price: float, ts: int) -> Any:
+        if self.net_qty(instrument_id):
+            return None
+        it = self.intent(instrument_id, Side.BUY, "odd", {}, qty=0.1)
+        if self.params.returns == "single":
+            return it
+        if self.params.returns == "dict":
+            return {"buy": 1}
+        it.strategy_id = "someone_else"
+        return [it]
+
+
+def test_hook_return_values_are_checked() -> None:
+    """A bare intent is accepted; a dict or another strategy's intent disables only that strategy."""
+    eng, clock, rec = _engine(
+        _sc("single", "test_engine_odd", [BTC], returns="single"),
+        _sc("dict", "test_engine_odd", [ETH], returns="dict"),
+        _sc("spoof", "test_engine_odd", [ETH], returns="spoof"),
+    )
+    _ticks(eng, clock, [(BTC, 100.0), (ETH, 50.0), (BTC, 101.0), (ETH, 51.0)])
+    assert eng.portfolio.position_qty(BTC) == 0.1
+    st = {s["name"]: s["state"] for s in eng.status()["strategies"]}
+    assert st == {"single": "running", "dict": "disabled", "spoof": "disabled"}
+    msgs = {e.strategy_id: e.message for e in _of(rec, StrategyErrorRecord)}
+    assert "returned dict, not a list of OrderIntent" in msgs["dict"]
+    assert "intent for strategy 'someone_else'" in msgs["spoof"]
+    assert eng.portfolio.position_qty(ETH) == 0.0
