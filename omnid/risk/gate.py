@@ -46,7 +46,7 @@ from omnid.risk.rules import (
     Rounder,
     SessionWindow,
     Verdict,
-    _within,
+    within,
 )
 from omnid.risk.sizing import Sizer
 
@@ -57,7 +57,6 @@ _STOP_TYPES = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 # Enum member lookups on the class cost ~0.1 µs each in Python 3.11: bind them once.
 _MARKET = OrderType.MARKET
 _OPEN = IntentAction.OPEN
-_CLOSE = IntentAction.CLOSE
 _BUY = Side.BUY
 _SELL = Side.SELL
 _NONE = Side.NONE
@@ -387,7 +386,7 @@ class RiskGate:
     ) -> float | Verdict:
         """One cap: ``others`` plus this position's notional after the order must stay within it."""
         total = others + abs(before + sign * qty) * pm
-        if _within(total, cap):
+        if within(total, cap):
             return qty
         numbers = {"qty": qty, "unit_notional": pm, "exposure": total, "cap": cap, "position": before,
                    "equity": equity}

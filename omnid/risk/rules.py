@@ -29,11 +29,7 @@ DupKey = tuple[str, str, Side, IntentAction]
 EPS = 1e-9
 
 
-def _over(value: float, limit: float) -> bool:
-    return value > limit + EPS * max(1.0, abs(limit))
-
-
-def _within(value: float, limit: float) -> bool:
+def within(value: float, limit: float) -> bool:
     """``value`` is at most ``limit`` (with float slack); False for NaN, so checks fail closed."""
     return value <= limit + EPS * max(1.0, abs(limit))
 
@@ -142,7 +138,7 @@ class LossLimits:
             equity = portfolio.equity()
             pnl = portfolio.daily_pnl()
             limit = self.daily_limit(equity, pnl)
-            if not _within(-pnl, limit):  # a NaN P&L (a broken ledger) halts too
+            if not within(-pnl, limit):  # a NaN P&L (a broken ledger) halts too
                 self._halt_day = self._day.key(now)
                 msg = f"daily loss {-pnl:.2f} is over the limit {limit:.2f}"
                 halts[self.DAILY] = msg
@@ -152,7 +148,7 @@ class LossLimits:
             peak = portfolio.peak_equity()
             if peak > 0:
                 dd_pct = (peak - equity) / peak * 100.0
-                if not _within(dd_pct, self.max_drawdown_pct):
+                if not within(dd_pct, self.max_drawdown_pct):
                     msg = f"drawdown {dd_pct:.2f} % from peak {peak:.2f} is over {self.max_drawdown_pct} %"
                     halts[self.DRAWDOWN] = msg
                     return (
@@ -345,7 +341,7 @@ class PriceCollar:
         if not self.pct:
             return None
         away = abs(limit_price - last) / last * 100.0
-        if _over(away, self.pct):
+        if not within(away, self.pct):
             return (
                 self.name,
                 f"limit {limit_price} is {away:.4f} % from the last price {last} (collar {self.pct} %)",
