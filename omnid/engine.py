@@ -37,7 +37,7 @@ import msgspec
 
 from omnid.clock import Clock, TimeEvent
 from omnid.config import OmnidConfig
-from omnid.errors import ConfigError, RejectedError, StrategyError
+from omnid.errors import ConfigError, DataError, RejectedError, StrategyError
 from omnid.execution.journal import Journal
 from omnid.execution.manager import OrderManager
 from omnid.execution.router import Router
@@ -73,6 +73,8 @@ from omnid.strategies.config import StrategyConfig
 from omnid.strategies.registry import known_kinds, strategy_class
 from omnid.venues.paper.broker import PaperBroker
 from omnid.venues.paper.config import PaperConfig
+
+_ACCEPTED = OrderStatus.ACCEPTED
 
 #: (runner, bound hook) pairs the engine calls for one event.
 Handlers = list[tuple[StrategyRunner, Callable[[Any], Intents]]]
@@ -299,7 +301,14 @@ class Engine:
         elif cls is Quote:
             self.on_quote(event)  # type: ignore[arg-type]
         elif cls is BookSnapshot or cls is BookDelta:
-            self.features.on_book(event)  # type: ignore[arg-type]
+            self.on_book(event)  # type: ignore[arg-type]
+
+    def on_book(self, event: BookSnapshot | BookDelta) -> None:
+        """Depth for the local book and its imbalance features; a malformed level drops the event."""
+        try:
+            self.features.on_book(event)
+        except DataError as exc:
+            self._bad(event, event.instrument_id, str(exc))
 
     def on_trade(self, trade: Trade) -> None:
         iid = trade.instrument_id
@@ -399,7 +408,7 @@ class Engine:
                 if out:
                     self._accept(runner, "on_quote", out)
 
-    def _bad(self, event: Trade | Bar | Quote, instrument_id: str, why: str) -> None:
+    def _bad(self, event: MarketEvent, instrument_id: str, why: str) -> None:
         """Drop a malformed event before any part sees it, and record why (never raise: a bad tick
         must not take the daemon down)."""
         self.bad_events += 1
@@ -478,6 +487,8 @@ class Engine:
 
     def _on_order(self, order: Order) -> None:
         status = order.status
+        if status is _ACCEPTED:  # an acknowledgement changes nothing the gate or strategy tracks
+            return
         if status is OrderStatus.SUBMITTED:
             self.gate.on_order_open(order)
         elif status.is_terminal:

@@ -391,3 +391,15 @@ def test_hook_return_values_are_checked() -> None:
     assert "returned dict, not a list of OrderIntent" in msgs["dict"]
     assert "intent for strategy 'someone_else'" in msgs["spoof"]
     assert eng.portfolio.position_qty(ETH) == 0.0
+
+
+def test_malformed_book_levels_are_dropped_and_recorded() -> None:
+    from omnid.engine import RejectedEvent
+    from omnid.model import BookLevel, BookSnapshot
+
+    eng, _clock, rec = _engine(_sc("m", "momentum", [BTC], imbalance_levels=2))
+    eng.on_event(BookSnapshot(BTC, [BookLevel(100.0, 2.0)], [BookLevel(101.0, math.nan)], T0, T0))
+    eng.on_event(BookSnapshot(BTC, [BookLevel(100.0, 3.0)], [BookLevel(101.0, 1.0)], T0, T0))
+    (bad,) = _of(rec, RejectedEvent)
+    assert bad.kind == "booksnapshot" and "not a finite price" in bad.reason
+    assert eng.features.value(BTC, "obi_2") == pytest.approx(0.5)
