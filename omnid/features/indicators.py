@@ -23,6 +23,9 @@ simple mean of the first ``period`` changes / true ranges (first value after ``p
 RSI is 0 when there has been no movement at all, as TA-Lib has it; MACD seeds its fast EMA with the
 SMA of the ``fast`` inputs ending where the slow EMA's seed ends, and is ready (all three outputs)
 after ``slow + signal - 1`` inputs; Bollinger bands use the population standard deviation.
+One deliberate difference: TA-Lib treats an average move (RSI) or a variance (Bollinger,
+correlation) below an absolute 1e-8 as zero, which is wrong for instruments priced around 1e-4 or
+less; here only an exact zero is zero.
 
 Windowed sums drift with floating-point error over a long stream, so each windowed indicator
 recomputes its sums exactly from its ring every few thousand updates (amortised O(1)).

@@ -24,6 +24,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import talib
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omnid.errors import ConfigError
 from omnid.features import (
     ATR,
@@ -39,6 +41,7 @@ from omnid.features import (
     RollingVWAP,
 )
 
+from tests.conftest import SLOW
 from tests.features.series import Series, assert_parity, flat, gaps, gbm, jump
 
 SERIES: dict[str, Callable[[], Series]] = {"gbm": gbm, "flat": flat, "gaps": gaps, "jump": jump}
@@ -246,3 +249,25 @@ def test_long_stream_resums_keep_every_windowed_indicator_exact() -> None:
             rb = other[k - n : k + 1]
             ref = np.corrcoef(ra[1:] / ra[:-1] - 1, rb[1:] / rb[:-1] - 1)[0, 1]
             assert corr.value == pytest.approx(ref, rel=1e-9)
+
+
+@settings(max_examples=60 if SLOW else 25, deadline=None, derandomize=True)
+@given(
+    prices=st.lists(st.floats(1.0, 1e4, allow_nan=False, allow_infinity=False), min_size=1, max_size=80),
+    period=st.integers(2, 20),
+)
+def test_property_random_series_match_talib(prices: list[float], period: int) -> None:
+    """Any positive series, any period: same warm-up and values as TA-Lib (or no output at all)."""
+    c = np.array(prices)
+    pairs = [
+        (run(SMA(period), c)[0], talib.SMA(c, period)),
+        (run(EMA(period), c)[0], talib.EMA(c, period)),
+        (run(RSI(period), c)[0], talib.RSI(c, period)),
+        (run(ATR(period), c * 1.01, c * 0.99, c)[0], talib.ATR(c * 1.01, c * 0.99, c, period)),
+        (run(BBands(period, 2.0), c, attrs=("upper",))[0], talib.BBANDS(c, period, 2, 2, 0)[0]),
+    ]
+    for ours, ref in pairs:
+        if np.isnan(ref).all():
+            assert np.isnan(ours).all()
+        else:
+            assert_parity(ours, ref)
