@@ -403,3 +403,17 @@ def test_malformed_book_levels_are_dropped_and_recorded() -> None:
     (bad,) = _of(rec, RejectedEvent)
     assert bad.kind == "booksnapshot" and "not a finite price" in bad.reason
     assert eng.features.value(BTC, "obi_2") == pytest.approx(0.5)
+
+
+def test_managed_stop_loss_exits_through_the_engine_before_strategies() -> None:
+    """An entry carrying stop_loss is managed by risk's exits: a drop through it sends a CLOSE."""
+    eng, clock, rec = _engine(_sc("m", "momentum", [BTC], qty=1.0, rsi_period=3, no_book="ignore",
+                                  stop_loss_pct=0.01, rsi_exit=0.0))
+    ts = _ticks(eng, clock, [(BTC, p) for p in (100.0, 99.0, 100.0, 101.0, 102.0, 103.0)])
+    entry = _of(rec, OrderIntent)[0]
+    assert entry.stop_loss == pytest.approx(entry.numbers["price"] * 0.99)
+    fill_px = eng.portfolio.position(BTC).avg_price  # type: ignore[union-attr]
+    _ticks(eng, clock, [(BTC, fill_px * 1.02), (BTC, fill_px * 0.97), (BTC, fill_px * 0.97)], start=ts)
+    closes = [i for i in _of(rec, OrderIntent) if i.action is IntentAction.CLOSE]
+    assert len(closes) == 1 and "stop-loss" in closes[0].reason  # the strategy sees it in flight
+    assert eng.portfolio.position_qty(BTC) == 0.0
