@@ -218,6 +218,7 @@ class EngineCore:
                 + ", ".join(f"{k}: {v}" for k, v in gate.kill.halts.items())
                 + ")"
             )
+        st.pop("trading", None)  # the engine's flag; the daemon's word (below) says more
         return {"trading": trading, **st, "restored": self.restored}
 
     def positions(self) -> list[dict[str, Any]]:
