@@ -235,6 +235,14 @@ class Engine:
         self.started = True
         self.trading = trading
         self._check_targets()
+        for name, runner in self.runners.items():
+            src = self._sources[name]
+            if src != TICK:
+                # A bar-fed strategy needs bars of its interval built from trades even when none of
+                # its features asks for that source: a 1-period SMA makes the feature engine keep
+                # a bar builder for it (and costs one float update per bar).
+                for iid in runner.strategy.instruments:
+                    self.features.ensure(iid, "sma:1", src)
         self.gate.install(self.clock, self._emit)
         for runner in self.runners.values():
             out = runner.start()

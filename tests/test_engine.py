@@ -417,3 +417,27 @@ def test_managed_stop_loss_exits_through_the_engine_before_strategies() -> None:
     closes = [i for i in _of(rec, OrderIntent) if i.action is IntentAction.CLOSE]
     assert len(closes) == 1 and "stop-loss" in closes[0].reason  # the strategy sees it in flight
     assert eng.portfolio.position_qty(BTC) == 0.0
+
+
+def test_bar_sourced_strategy_on_ticks_decides_on_bars_built_from_trades() -> None:
+    """pairs with source = "1m" fed trades: one observation per completed minute bar, and its
+    decision comes when a minute's bar completes (at the first trade of the next minute)."""
+    eng, clock, rec = _engine(_sc("p", "pairs", [ETH, BTC], source="1m", window=20, qty=1.0))
+    ts = T0
+    for k in range(40 * 60):  # 40 minutes of one-second ticks on both legs
+        m = k // 60
+        ts += 10**9
+        clock.advance_to(ts)
+        btc = 100.0 + m + 0.01 * math.sin(m * 1.7)
+        eth = 0.5 * btc * (1.0 + 0.002 * math.sin(m * 2.3) + (0.03 if m >= 30 else 0.0))
+        eng.on_trade(Trade(BTC, btc, 1.0, Side.BUY, ts, ts))
+        eng.on_trade(Trade(ETH, eth, 1.0, Side.BUY, ts, ts))
+    strat = eng.runners["p"].strategy
+    assert strat._ols.n == 20  # type: ignore[attr-defined]  # the window filled from minute bars
+    intents = _of(rec, OrderIntent)
+    # The one entry: ETH rich after minute 30's jump; decided when both legs' minute-30 bars are
+    # complete (at 31:00, the first trade of minute 31), never on one leg's bar alone.
+    assert [(i.instrument_id, i.side, i.action) for i in intents[:2]] == [
+        (ETH, Side.SELL, IntentAction.OPEN), (BTC, Side.BUY, IntentAction.OPEN)]
+    assert intents[0].ts_event == T0 + 31 * 60 * 10**9
+    assert all(i.action is IntentAction.CLOSE for i in intents[2:])

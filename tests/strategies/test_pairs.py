@@ -100,7 +100,7 @@ def test_rich_spread_sells_a_and_buys_b_then_exits_on_reversion() -> None:
     assert out is not None
     assert [(i.instrument_id, i.side, i.action) for i in out] == [
         (A.id, Side.BUY, IntentAction.CLOSE), (B.id, Side.SELL, IntentAction.CLOSE)]
-    assert "reverted" in out[0].reason
+    assert "reverted" in out[0].reason and "short spread" in out[0].reason
 
 
 def test_stop_closes_and_stands_aside() -> None:
@@ -140,3 +140,23 @@ def test_z_levels_must_be_ordered() -> None:
 
     with pytest.raises(ConfigError, match="exit_z"):
         Rig("pairs", [A, B], {"entry_z": 1.0, "exit_z": 1.5})
+
+
+def test_bars_observe_once_both_legs_have_the_same_bar_time() -> None:
+    """On bars, leg A's bar alone neither observes nor decides; B's bar of the same time does."""
+    from omnid.model import Bar
+
+    rig = _rig(window=3)
+    strat = rig.strategy
+    ols = strat._ols  # type: ignore[attr-defined]
+
+    def bar(iid: str, k: int, close: float) -> Bar:
+        return Bar(iid, 60, k * 60, close, close, close, close, 1.0, k * 60 + 60, k * 60 + 60)
+
+    assert strat.on_bar(bar(A.id, 0, 200.0)) is None and ols.n == 0
+    strat.on_bar(bar(B.id, 0, 100.0))
+    assert ols.n == 1
+    strat.on_bar(bar(A.id, 1, 202.0))
+    assert ols.n == 1  # waiting for B's bar of minute 1
+    strat.on_bar(bar(B.id, 1, 101.0))
+    assert ols.n == 2

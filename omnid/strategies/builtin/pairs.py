@@ -1,11 +1,13 @@
 """``pairs``: mean reversion on the z-score of the log-price spread of two instruments.
 
 The hedge ratio comes from a rolling ordinary least squares regression of ``log(A)`` on ``log(B)``
-over the last ``window`` observations (an observation is taken whenever either leg prints and
-both have a price; several prints with one timestamp count once). The spread is the regression
-residual ``log(A) - alpha - beta * log(B)`` and its z-score is the residual over the residuals'
-standard deviation in the window. All of it is O(1) per observation from running sums, re-summed
-exactly once per window to stop floating-point drift.
+over the last ``window`` observations. On ticks an observation is taken whenever either leg
+prints and both have a price (several prints with one timestamp count once). On bars it is taken
+once per bar time, when both legs' bars for that time have arrived, so a decision never mixes one
+leg's new bar with the other's previous one (a bar time in which one leg did not trade is skipped).
+The spread is the regression residual ``log(A) - alpha - beta * log(B)`` and its z-score is the
+residual over the residuals' standard deviation in the window. All of it is O(1) per observation
+from running sums, re-summed exactly once per window to stop floating-point drift.
 
 - z > ``entry_z``: the spread is rich: sell A, buy beta-weighted B (short the spread);
 - z < -``entry_z``: buy A, sell B (long the spread);
@@ -23,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from omnid.model import OrderIntent, Side
+from omnid.model import Bar, OrderIntent, Side
 from omnid.strategies.base import Intents, Strategy, StrategyParams
 from omnid.strategies.registry import register
 
@@ -146,10 +148,25 @@ class Pairs(Strategy):
         self._y0 = math.nan
         self._ols = RollingOLS(self.params.window)
         self._last_ts = -1
+        self._bar_a = -1  # ts_open of each leg's latest bar
+        self._bar_b = -2
         self._blocked = False
         self.z = math.nan
         self.beta = math.nan
         return None
+
+    def on_bar(self, bar: Bar) -> Intents:
+        if not bar.close > 0.0:
+            return None
+        if bar.instrument_id == self._a:
+            self._pa = bar.close
+            self._bar_a = bar.ts_open
+        else:
+            self._pb = bar.close
+            self._bar_b = bar.ts_open
+        if self._bar_a != self._bar_b:
+            return None  # wait for the other leg's bar of this time
+        return self._observe(bar.ts_event)
 
     def on_price(self, instrument_id: str, price: float, ts: int) -> Intents:
         if not price > 0.0:
@@ -158,6 +175,9 @@ class Pairs(Strategy):
             self._pa = price
         else:
             self._pb = price
+        return self._observe(ts)
+
+    def _observe(self, ts: int) -> Intents:
         pa, pb = self._pa, self._pb
         if math.isnan(pa) or math.isnan(pb):
             return None
@@ -196,7 +216,10 @@ class Pairs(Strategy):
             self._blocked = True
             return self._close_both(f"z {z:.3g} beyond stop ±{p.stop_z:g}: stop out of the spread", numbers)
         if (long_spread and z > -p.exit_z) or (not long_spread and z < p.exit_z):
-            return self._close_both(f"z {z:.3g} back inside ±{p.exit_z:g}: spread reverted, close", numbers)
+            where = f"above -{p.exit_z:g}" if long_spread else f"below {p.exit_z:g}"
+            side = "long" if long_spread else "short"
+            why = f"z {z:.3g} is back {where}: the spread reverted, close the {side} spread"
+            return self._close_both(why, numbers)
         return None
 
     def _open(self, z: float, beta: float, pa: float, pb: float, numbers: dict[str, float]) -> Intents:
