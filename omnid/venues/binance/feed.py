@@ -119,6 +119,8 @@ class BinanceFeed:
         self.name = "binance"
         self.state = "connecting"  # connecting | connected | reconnecting | stopped | failed
         self._last_rx = 0.0
+        self._end_reason = ""
+        self._watch_handle: asyncio.TimerHandle | None = None
         self._rate_mark = (time.monotonic(), 0)
         self.subscribed = asyncio.Event()
         self.failed: BaseException | None = None
@@ -206,35 +208,53 @@ class BinanceFeed:
             self._req_id += 1
             await ws.send_str(msgspec.json.encode({"method": "SUBSCRIBE", "params": self.streams,
                                                    "id": self._req_id}).decode())
-            opened = time.monotonic()
+            opened = self._last_rx = time.monotonic()
             if catch_up:
                 self._spawn(self._recover_bars())
-            silence = self.cfg.silence_timeout_s
-            max_age = self.cfg.max_connection_age_s
+            # Silence and age are watched by a timer, not a receive timeout: aiohttp answers the
+            # server's pings inside receive() and restarts its timeout on each, so a stream whose
+            # data stopped while pings still flow would never time out.
+            self._end_reason = ""
+            self._watch(ws, opened)
             on_frame = self.on_frame
-            while True:
-                left = max_age - (time.monotonic() - opened)
-                if left <= 0:
-                    self.stats.planned_reconnects += 1
-                    log.info("binance feed: planned reconnect before the 24h cut")
-                    return "max_age"
-                try:
-                    msg = await ws.receive(timeout=min(silence, left))
-                except TimeoutError:
-                    if time.monotonic() - opened >= max_age:
-                        continue
-                    self.stats.silent += 1
-                    log.warning("binance feed: no message for %.1fs, treating the stream as dead", silence)
-                    return "silent"
-                if msg.type is aiohttp.WSMsgType.TEXT or msg.type is aiohttp.WSMsgType.BINARY:
-                    self._last_rx = time.monotonic()
-                    if on_frame(msg.data) is _SHUTDOWN_REASON:
-                        self.stats.server_shutdowns += 1
-                        log.info("binance feed: serverShutdown received, reconnecting")
-                        return _SHUTDOWN_REASON
-                else:
-                    log.warning("binance feed: connection closed (%s, code %s)", msg.type.name, ws.close_code)
-                    return "closed"
+            try:
+                while True:
+                    msg = await ws.receive()
+                    if msg.type is aiohttp.WSMsgType.TEXT or msg.type is aiohttp.WSMsgType.BINARY:
+                        self._last_rx = time.monotonic()
+                        if on_frame(msg.data) is _SHUTDOWN_REASON:
+                            self.stats.server_shutdowns += 1
+                            log.info("binance feed: serverShutdown received, reconnecting")
+                            return _SHUTDOWN_REASON
+                    elif self._end_reason:
+                        return self._end_reason
+                    else:
+                        log.warning("binance feed: connection closed (%s, code %s)", msg.type.name,
+                                    ws.close_code)
+                        return "closed"
+            finally:
+                if self._watch_handle is not None:
+                    self._watch_handle.cancel()
+                    self._watch_handle = None
+
+    def _watch(self, ws: aiohttp.ClientWebSocketResponse, opened: float) -> None:
+        """Every fraction of a second or so: end a connection gone silent or near the 24h cut."""
+        now = time.monotonic()
+        silence, max_age = self.cfg.silence_timeout_s, self.cfg.max_connection_age_s
+        if now - opened >= max_age:
+            self._end_reason = "max_age"
+            self.stats.planned_reconnects += 1
+            log.info("binance feed: planned reconnect before the 24h cut")
+        elif now - self._last_rx >= silence:
+            self._end_reason = "silent"
+            self.stats.silent += 1
+            log.warning("binance feed: no data for %.1fs (pings do not count), treating the stream as dead",
+                        silence)
+        else:
+            wait = min(silence / 4, max_age / 4, 1.0)
+            self._watch_handle = asyncio.get_running_loop().call_later(wait, self._watch, ws, opened)
+            return
+        self._spawn(ws.close())
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)

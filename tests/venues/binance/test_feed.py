@@ -204,3 +204,35 @@ def test_decimal_strings_become_exact_floats() -> None:
     t = decode_trade(b'{"e":"trade","E":1,"s":"ETHBTC","t":7,"p":"0.06123400","q":"12.34500000","T":5,"m":false}', 9)
     assert t.price == float(Decimal("0.061234")) and t.size == 12.345 and t.ts_event == 5_000_000
     assert t.ts_init == 9 and t.instrument_id == "ETHBTC.BINANCE"
+
+
+async def test_pings_are_answered(session: aiohttp.ClientSession) -> None:
+    """The server pings every 0.1 s and drops a client that does not pong; ours stays connected."""
+    fast = BinancePeer(ping_interval=0.1)
+    await fast.start()
+    try:
+        r = await start_feed(fast, session)
+        await asyncio.sleep(1.0)
+        assert r.feed.stats.connections == 1 and fast.stream_connections == 1 and r.feed.state == "connected"
+        await fast.trade("BTCUSDT", "1.00", "1")
+        await until(lambda: len(r.of(Trade)) == 1)
+        r.feed.stop()
+        await r.task
+    finally:
+        await fast.stop()
+
+
+async def test_silence_is_detected_while_pings_still_flow(session: aiohttp.ClientSession) -> None:
+    """Pings keep the socket alive but carry no data: the stream still counts as dead."""
+    fast = BinancePeer(ping_interval=0.1)
+    await fast.start()
+    try:
+        r = await start_feed(fast, session, silence_timeout_s=0.5)
+        await until(lambda: r.feed.stats.silent >= 1 and r.feed.stats.connections >= 2)
+        status = r.feed.status()
+        assert status.name == "binance" and status.reconnects >= 1
+        assert status.instruments == ["BTCUSDT.BINANCE"]
+        r.feed.stop()
+        await r.task
+    finally:
+        await fast.stop()
