@@ -12,6 +12,7 @@ Run time (the hot path, no lookups, no allocation)::
     if rsi.ready and rsi.value < 30 and price > vwap.value: ...
     macd.value, macd.signal, macd.hist          # extra outputs are attributes
     engine.value("BTCUSDT.BINANCE", "rsi_14@1m")  # by column name, for slower paths
+    engine.indicator("BTCUSDT.BINANCE", "rsi:14@1m")  # ensure() with the source in the string
 
 The engine is driven by whoever owns the event loop (backtester or daemon)::
 

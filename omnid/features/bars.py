@@ -91,7 +91,9 @@ class BarBuilder:
 
     def close_until(self, now: int) -> Bar | None:
         """Complete the bar being built if its interval has ended by ``now`` (timer-driven)."""
-        if self._has and now >= self._start + self.interval_ns:
+        end = self._start + self.interval_ns
+        if self._has and now >= end:
+            self._floor = max(self._floor, end)  # a straggler for the closed interval is late
             return self._finish(now)
         return None
 

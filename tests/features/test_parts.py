@@ -94,6 +94,8 @@ def test_bar_builder_alignment_and_late_trades() -> None:
     done = b.close_until(t0 + 61 * S)
     assert done is not None and (done.open, done.high, done.low, done.close, done.volume) == (11, 12, 8, 8, 4)
     assert b.close_until(t0 + 10 * 60 * S) is None  # nothing being built
+    assert b.on_trade(t0 + 50 * S, 1.0, 1.0) is None and b.late_trades == 2  # its bar was closed
+    assert b.close_until(t0 + 10 * 60 * S) is None  # so no second bar for that minute
 
 
 def test_local_book_rejects_bad_levels_and_stays_sorted() -> None:
