@@ -120,3 +120,19 @@ def test_no_book_ignore_and_block() -> None:
     assert out is not None and "imbalance" not in out[0].numbers
     rig = _rig(_at(9, 0), no_book="block")
     assert _feed_no_book(rig, _at(10, 0), 101.0, Side.BUY) is None
+
+
+def test_bars_without_book_use_bar_direction_as_flow() -> None:
+    """On bars the flow proxy is volume signed by the bar's direction (close vs open)."""
+    from omnid.model import Bar
+
+    rig = _rig(_at(9, 0), flow_window=1)
+    rig.features.set(IID, "vwap", 100.0)
+    rig.features.set(IID, "rsi:14", 60.0)
+    t = _at(10, 0)
+    rig.clock.advance_to(t)
+    down = Bar(IID, 60 * 10**9, t - 60 * 10**9, 102.0, 102.0, 100.5, 101.0, 10.0, t, t)
+    up = Bar(IID, 60 * 10**9, t - 60 * 10**9, 100.5, 101.5, 100.5, 101.0, 10.0, t, t)
+    assert rig.strategy.on_bar(down) is None
+    out = rig.strategy.on_bar(up)
+    assert out is not None and out[0].numbers["imbalance"] == 1.0 and "trade-flow" in out[0].reason

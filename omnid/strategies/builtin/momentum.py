@@ -8,8 +8,9 @@ square-off closes what is open even if no tick arrives, and no entry is taken af
 Order-book imbalance needs book data (quotes or depth). Until an instrument's book has been seen,
 ``no_book`` decides: ``"trade_flow"`` (default) uses the signed trade-flow imbalance instead, an
 exponential average over ``flow_window`` trades of (buy volume - sell volume) / volume, by the
-aggressor side (trades with no side count as neither); ``"ignore"`` drops the condition (bar
-backtests); ``"block"`` takes no entry. Intents say which imbalance they used.
+aggressor side (trades with no side count as neither; on bars, a bar's volume counts as bought
+when it closed above its open and sold when below); ``"ignore"`` drops the condition;
+``"block"`` takes no entry. Intents say which imbalance they used.
 
 The square-off time is ``square_off`` (local ``HH:MM`` in the instrument's calendar time zone) or,
 when empty, ``square_off_before_close`` minutes before the session close. A 24/7 calendar (crypto)
@@ -24,7 +25,7 @@ from typing import Any, Literal
 from omnid.calendar import NS_PER_SECOND, parse_hhmm
 from omnid.clock import TimeEvent
 from omnid.errors import ConfigError
-from omnid.model import Instrument, Side, Trade
+from omnid.model import Bar, Instrument, Side, Trade
 from omnid.strategies.base import Indicator, Intents, Strategy, StrategyParams
 from omnid.strategies.registry import register
 
@@ -169,6 +170,20 @@ class Momentum(Strategy):
                 return None
             return self._decide(iid, st, price, ts)
         return self._decide(iid, st, trade.price, ts)
+
+    def on_bar(self, bar: Bar) -> Intents:
+        iid = bar.instrument_id
+        st = self._insts[iid]
+        if not st.book_seen:
+            if st.imbalance.value == st.imbalance.value:
+                st.book_seen = True
+            else:
+                a = self._flow_alpha
+                v = bar.volume
+                signed = v if bar.close > bar.open else -v if bar.close < bar.open else 0.0
+                st.flow_num += a * (signed - st.flow_num)
+                st.flow_den += a * (v - st.flow_den)
+        return self._decide(iid, st, bar.close, bar.ts_event)
 
     def on_price(self, instrument_id: str, price: float, ts: int) -> Intents:
         st = self._insts[instrument_id]
