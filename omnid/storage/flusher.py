@@ -30,6 +30,9 @@ from omnid.storage.spool import FRAME_ROWS, Spool
 
 log = logging.getLogger("omnid.storage")
 
+#: The most rows one merged write may hold.
+MERGE_ROWS = 250_000
+
 
 class SinkWorker:
     """Writes one sink's batches, spooling while it is down, replaying when it is back."""
@@ -121,7 +124,7 @@ class SinkWorker:
                 self.spooling = True
                 await self._spill()
                 return
-            batch = self.queue.popleft()
+            batch = self._next_batch()
             self.queued_rows -= len(batch)
             try:
                 await self.sink.write(batch)
@@ -136,6 +139,20 @@ class SinkWorker:
                 self.last_error = str(exc)
                 log.error("sink %s refused %d rows of %s: %s", self.sink.name, len(batch),
                           batch.spec.full_name, exc)
+
+    def _next_batch(self) -> Batch:
+        """The next batch, merged with the queued batches of the same table behind it (up to
+        :data:`MERGE_ROWS`): a sink that falls behind gets fewer, larger writes, so fewer commits."""
+        batch = self.queue.popleft()
+        if not self.queue or self.queue[0].spec is not batch.spec:
+            return batch
+        items = list(batch.items)
+        while self.queue and self.queue[0].spec is batch.spec and len(items) < MERGE_ROWS:
+            nxt = self.queue[0]
+            if nxt.built != batch.built or nxt.replay != batch.replay:
+                break
+            items.extend(self.queue.popleft().items)
+        return Batch(batch.spec, items, built=batch.built, replay=batch.replay)
 
     def _down(self, exc: Exception) -> None:
         if not self.spooling:
