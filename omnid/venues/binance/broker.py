@@ -416,13 +416,8 @@ class BinanceBroker:
             request = {"id": f"omnid-sub-{attempt}", "method": "userDataStream.subscribe.signature",
                        "params": params}
             await ws.send_str(msgspec.json.encode(request).decode())
-            while True:
-                msg = await ws.receive(timeout=self.cfg.request_timeout_s)
-                if msg.type is not aiohttp.WSMsgType.TEXT and msg.type is not aiohttp.WSMsgType.BINARY:
-                    raise ConnectionError(f"user stream closed while subscribing ({msg.type.name})")
-                frame = _frame_dec.decode(msg.data)
-                if frame.id is not None:
-                    break
+            # wait_for, not receive(timeout): aiohttp restarts that timeout on every server ping.
+            frame = await asyncio.wait_for(self._response(ws), self.cfg.request_timeout_s)
             if frame.status == 200:
                 return
             code = (frame.error or {}).get("code")
@@ -433,6 +428,16 @@ class BinanceBroker:
             if code in (-2014, -2015, -1022, -1002):
                 raise FatalError(text, code=code)
             raise ConnectionError(text)
+
+    async def _response(self, ws: aiohttp.ClientWebSocketResponse) -> UserFrame:
+        while True:
+            msg = await ws.receive()
+            if msg.type is not aiohttp.WSMsgType.TEXT and msg.type is not aiohttp.WSMsgType.BINARY:
+                raise ConnectionError(f"user stream closed while subscribing ({msg.type.name})")
+            frame = _frame_dec.decode(msg.data)
+            if frame.id is not None:
+                return frame
+            self.on_user_frame(msg.data)  # an event racing the answer is still an event
 
     async def _read_user(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:

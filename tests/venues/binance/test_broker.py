@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
+import msgspec
 import pytest
-from omnid.model import Fill, Liquidity, Order, OrderStatus, OrderType, Side
+from omnid.model import Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
 from omnid.ports import ExecutionClient, OrderUpdate
 from omnid.venues.binance.broker import BinanceBroker
 from omnid.venues.binance.config import Credentials
@@ -233,3 +234,51 @@ async def test_minus_1021_resyncs_and_succeeds(peer: BinancePeer, session: aioht
 def test_secrets_never_in_reprs(peer: BinancePeer) -> None:
     creds = Credentials(API_KEY, SECRET)
     assert SECRET not in repr(creds) and SECRET not in str(creds) and API_KEY not in repr(creds)
+
+
+async def test_restart_adopts_journaled_orders_and_routes_their_fills(
+    peer: BinancePeer, session: aiohttp.ClientSession, broker: tuple[BinanceBroker, Events]
+) -> None:
+    """A fresh broker (after a restart) adopts an order from the journal; reconcile books what
+    filled while it was down, and later executionReports reach it with the right strategy."""
+    first, ev1 = broker
+    first.submit(order("j-1"))
+    await until(lambda: ev1.statuses("j-1") == [OrderStatus.ACCEPTED])
+    await first.stop()
+    peer.fill("j-1", "0.1", "50000.00")  # while omnid is down
+    journaled = order("j-1", status=OrderStatus.ACCEPTED)
+    second = BinanceBroker(first.cfg, peer_rest(peer, session), Credentials(API_KEY, SECRET), session=session)
+    ev2 = Events()
+    second.bind(ev2)
+    second.adopt(journaled)
+    await asyncio.wait_for(second.start(), 5)
+    try:
+        assert [(f.qty, f.price, f.strategy_id) for f in ev2.fills] == [(0.1, 50000.0, "s1")]
+        peer.fill("j-1", "0.4", "50001.00")
+        await until(lambda: len(ev2.fills) == 2)
+        assert ev2.fills[1].qty == 0.4 and second.tracked_status("j-1") is OrderStatus.FILLED
+        assert ev2.updates == []  # it was already accepted: nothing to repeat
+    finally:
+        await second.stop()
+
+
+async def test_terminal_answer_books_the_fill_once(peer: BinancePeer, broker: tuple[BinanceBroker, Events]) -> None:
+    """An IOC that part-filled and expired: the REST answer books the fill before EXPIRED, and the
+    executionReport for that same fill (cumulative qty already booked) is not counted again."""
+    b, ev = broker
+    b.submit(order("ioc-1", tif=TimeInForce.IOC))
+    await until(lambda: ev.statuses("ioc-1") == [OrderStatus.ACCEPTED])
+    tr = b._orders["ioc-1"]
+    b._apply_order(tr, {"status": "EXPIRED", "executedQty": "0.20000000", "cummulativeQuoteQty": "10000.00000000",
+                        "orderId": 7})
+    assert [(f.qty, f.price) for f in ev.fills] == [(0.2, 50000.0)]
+    assert ev.statuses("ioc-1") == [OrderStatus.ACCEPTED, OrderStatus.EXPIRED]
+    report = {"subscriptionId": 0, "event": {
+        "e": "executionReport", "E": 1, "s": "BTCUSDT", "c": "ioc-1", "S": "BUY", "o": "LIMIT", "f": "IOC",
+        "q": "0.5", "p": "50000", "x": "TRADE", "X": "PARTIALLY_FILLED", "r": "NONE", "i": 7, "l": "0.2",
+        "z": "0.2", "L": "50000", "n": "0.1", "N": "USDT", "T": 2, "t": 99, "m": False, "Z": "10000", "C": ""}}
+    b.on_user_frame(msgspec.json.encode(report))
+    assert len(ev.fills) == 1
+    b.on_user_frame(b'{"subscriptionId":0,"event":{"e":"executionReport","s":1}}')
+    b.on_user_frame(b"not json")
+    assert b.stats.malformed == 2 and len(ev.fills) == 1
