@@ -124,9 +124,9 @@ def scenario(name: str, data: TickData, build: Build, runs: int, profile: bool) 
     return out
 
 
-def end_to_end(n: int, runs: int) -> dict[str, object]:
+def end_to_end(n: int, runs: int, suffix: str = ".csv") -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "ticks.csv"
+        path = Path(tmp) / f"ticks{suffix}"
         write_ticks(path, generate_ticks(n, instruments=1, seed=3), with_symbol=False)
         cmd = [sys.executable, "-m", "omnid.cli", "backtest", "--data", str(path), "--strategy", "sma_cross",
                "--set", "kind=ema", "--set", "fast=10", "--set", "slow=50", "--set", "qty=1",
@@ -144,7 +144,7 @@ def end_to_end(n: int, runs: int) -> dict[str, object]:
         doc = json.loads(r.stdout)
     med = statistics.median(times)
     out: dict[str, object] = {
-        "scenario": "e2e omnid backtest (CSV load + replay + report, new process)",
+        "scenario": f"e2e omnid backtest ({suffix[1:]} load + replay + report, new process)",
         "ticks": n,
         "ticks_per_s_median": round(n / med),
         "seconds_median": round(med, 2),
@@ -173,6 +173,7 @@ def main() -> None:
                  _core_b, args.runs, args.profile)
     if args.only in (None, "e2e") and not args.skip_e2e:
         end_to_end(args.ticks, max(1, min(args.runs, 3)))
+        end_to_end(args.ticks, max(1, min(args.runs, 3)), ".parquet")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"max_rss_mb_bench_process": round(rss / 1024, 1)}))
 

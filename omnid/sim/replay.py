@@ -21,9 +21,12 @@ from omnid.errors import DataError
 from omnid.model import Bar, Side, Trade
 from omnid.sim.book import TradeBook
 
-#: Progress is reported every this many events (a power of two: a mask test per event).
+#: Rows converted to Python objects at a time; progress is reported after each chunk.
+CHUNK = 1 << 16
+#: Bars: progress is reported every this many bars (a power of two: a mask test per bar).
 PROGRESS_EVERY = 1 << 16
 _SIDES = (Side.SELL, Side.NONE, Side.BUY)
+_NO_TS = -(1 << 63)  # before any timestamp
 
 Handler = Callable[[Trade], object]
 BarHandler = Callable[[Bar], object]
@@ -66,33 +69,34 @@ def replay_ticks(
     if n and np.any(np.diff(data.ts) < 0):
         raise DataError(f"{data.path}: ticks are not in time order across symbols", path=data.path)
     ids = list(instrument_ids)
-    sides = [_SIDES[s + 1] for s in data.side.tolist()]
     last = [math.nan] * len(ids)
     advance = clock.advance_to
-    boundary = -1
-    prev_ts = 0
-    i = 0
-    mask = PROGRESS_EVERY - 1
-    for ts, code, px, qty, side in zip(
-        data.ts.tolist(), data.symbol_codes.tolist(), data.price.tolist(), data.qty.tolist(), sides,
-        strict=True,
-    ):
-        if book is not None and ts >= boundary:
-            if i:
-                _sample(book, ids, last, prev_ts)
-            boundary = (ts // sample_ns + 1) * sample_ns
-        advance(ts)
-        handle(Trade(ids[code], px, qty, side, ts, ts))
-        last[code] = px
-        prev_ts = ts
-        i += 1
-        if progress is not None and not i & mask:
-            progress(i)
-    if book is not None and i:
+    boundary = _NO_TS
+    prev_ts = _NO_TS
+    # Columns become Python lists a chunk at a time: plain floats and ints for the hot loop without
+    # holding a million boxed objects per column (peak memory stays a few MB over the arrays).
+    for lo in range(0, n, CHUNK):
+        hi = min(lo + CHUNK, n)
+        sides = [_SIDES[s + 1] for s in data.side[lo:hi].tolist()]
+        for ts, code, px, qty, side in zip(
+            data.ts[lo:hi].tolist(), data.symbol_codes[lo:hi].tolist(), data.price[lo:hi].tolist(),
+            data.qty[lo:hi].tolist(), sides, strict=True,
+        ):
+            if ts >= boundary and book is not None:
+                if prev_ts != _NO_TS:
+                    _sample(book, ids, last, prev_ts)
+                boundary = (ts // sample_ns + 1) * sample_ns
+            advance(ts)
+            handle(Trade(ids[code], px, qty, side, ts, ts))
+            last[code] = px
+            prev_ts = ts
+        if progress is not None:
+            progress(hi)
+    if book is not None and n:
         _sample(book, ids, last, prev_ts)
-    if progress is not None:
-        progress(i)
-    return i
+    if progress is not None and not n:
+        progress(0)
+    return n
 
 
 def replay_bars(
