@@ -131,6 +131,7 @@ class BinancePeer:
         self.klines: dict[str, list[list[Any]]] = {}
         self.balances: dict[str, tuple[Decimal, Decimal]] = {"USDT": (Decimal(10000), Decimal(0)),
                                                             "BTC": (Decimal(1), Decimal(0))}
+        self.symbol_status: dict[str, str] = {}  # symbol → TRADING | HALT | BREAK (enums.md)
         self.weight_used = 0
         self._weight_minute = 0
         self._ids = itertools.count(1000)
@@ -352,7 +353,7 @@ class BinancePeer:
                 return self._error(400, -1121, "Invalid symbol.")
             c = SYMBOLS[s]
             symbols.append({
-                "symbol": s, "status": "TRADING", "baseAsset": c["base"], "baseAssetPrecision": 8,
+                "symbol": s, "status": self.symbol_status.get(s, "TRADING"), "baseAsset": c["base"], "baseAssetPrecision": 8,
                 "quoteAsset": c["quote"], "quotePrecision": 8, "quoteAssetPrecision": 8,
                 "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT",
                                "TAKE_PROFIT_LIMIT"],

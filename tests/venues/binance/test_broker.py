@@ -282,3 +282,21 @@ async def test_terminal_answer_books_the_fill_once(peer: BinancePeer, broker: tu
     b.on_user_frame(b'{"subscriptionId":0,"event":{"e":"executionReport","s":1}}')
     b.on_user_frame(b"not json")
     assert b.stats.malformed == 2 and len(ev.fills) == 1
+
+
+async def test_orders_for_a_halted_symbol_never_leave(peer: BinancePeer, session: aiohttp.ClientSession) -> None:
+    peer.symbol_status["ETHUSDT"] = "BREAK"
+    b = BinanceBroker(peer_config(peer, symbols=["BTCUSDT", "ETHUSDT"]), peer_rest(peer, session),
+                      Credentials(API_KEY, SECRET), session=session)
+    ev = Events()
+    b.bind(ev)
+    await asyncio.wait_for(b.start(), 5)
+    try:
+        b.submit(order("eth-1", qty=0.01, instrument_id="ETHUSDT.BINANCE", limit_price=3000.0))
+        b.submit(order("zzz-1", instrument_id="ZZZUSDT.BINANCE"))
+        await until(lambda: len(ev.updates) == 2)
+        reasons = {u.client_order_id: u.reason for u in ev.updates}
+        assert "not trading" in reasons["eth-1"] and "unknown symbol" in reasons["zzz-1"]
+        assert peer.order_posts == 0
+    finally:
+        await b.stop()
