@@ -66,6 +66,7 @@ class SinkWorker:
         if not self.spooling:
             self._idle.set()  # not idle until a spool left by the last run has been replayed
         self._task: asyncio.Task[None] | None = None
+        self._inflight: Batch | None = None
         self._backoff = retry_s
 
     def put(self, batch: Batch) -> None:
@@ -81,13 +82,18 @@ class SinkWorker:
         """Write (or spool) what is queued, then stop."""
         if self._task is None:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        if not self.spooling:  # a sink that is down will not drain the queue: spool it now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout_s)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        # Anything still queued (the sink never came back) goes to the spool for the next run.
+        # A batch cut off mid-write may or may not be stored: spool it (replays are idempotent),
+        # then anything still queued, for the next run.
+        if self._inflight is not None:
+            self.queue.appendleft(self._inflight)
+            self._inflight = None
         while self.queue:
             batch = self.queue.popleft()
             self.spool.append(batch.spec.full_name, await build_rows(batch, self.slice_s))
@@ -126,15 +132,19 @@ class SinkWorker:
                 return
             batch = self._next_batch()
             self.queued_rows -= len(batch)
+            self._inflight = batch
             try:
                 await self.sink.write(batch)
+                self._inflight = None
                 self.rows_written += len(batch)
             except TransientError as exc:
+                self._inflight = None
                 self._down(exc)
                 await self._append_spool(batch.spec.full_name, await build_rows(batch, self.slice_s))
                 await self._spill()
                 return
             except StorageError as exc:
+                self._inflight = None
                 self.rows_failed += len(batch)
                 self.last_error = str(exc)
                 log.error("sink %s refused %d rows of %s: %s", self.sink.name, len(batch),
