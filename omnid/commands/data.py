@@ -192,3 +192,9 @@ def register(app: typer.Typer) -> None:
 
         n = _run(go())
         typer.echo(f"{n} bars of {interval} built for {_iid(symbol, venue)} into derived.bars")
+
+    backfill = typer.Typer(help="Fetch history from a venue into the store.", no_args_is_help=True)
+    data.add_typer(backfill, name="backfill")
+    from omnid.commands.binance import add_backfill
+
+    add_backfill(backfill, "binance")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 from omnid.cli import app
 from omnid.commands.binance import parse_when
 from omnid.model import Bar
@@ -55,3 +60,39 @@ def test_command_rejects_bad_ranges() -> None:
     assert r.exit_code == 2 and "before" in r.output
     r = CliRunner().invoke(app, ["binance", "backfill", "BTCUSDT", "--from", "yesterday", "--to", "2026-11-01"])
     assert r.exit_code == 2
+
+
+@pytest.fixture
+def threaded_peer() -> Iterator[BinancePeer]:
+    """The peer on its own loop in a thread, for commands that run their own event loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    peer = BinancePeer()
+    asyncio.run_coroutine_threadsafe(peer.start(), loop).result(5)
+    yield peer
+    asyncio.run_coroutine_threadsafe(peer.stop(), loop).result(5)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+def test_data_backfill_binance_command(threaded_peer: BinancePeer, tmp_path: Path) -> None:
+    peer = threaded_peer
+    peer.add_klines("BTCUSDT", 1_700_000_000_000, 1500)
+    config = tmp_path / "omnid.toml"
+    config.write_text(f"""
+[omnid]
+data_dir = "{tmp_path / 'var'}"
+
+[binance]
+rest_url = "{peer.rest_url}"
+""")
+    args = ["data", "backfill", "binance", "BTCUSDT", "--interval", "1m", "--from", "1700000000000",
+            "--to", "2023-11-16", "--config", str(config)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "BTCUSDT 1m: 1500 bars in 2 page(s) → sqlite" in r.output
+    db = sqlite3.connect(tmp_path / "var" / "omnid.sqlite")
+    table = next(n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") if "bars" in n)
+    assert db.execute(f'SELECT count(*) FROM "{table}"').fetchone() == (1500,)
