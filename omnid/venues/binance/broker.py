@@ -389,7 +389,10 @@ class BinanceBroker:
                     streamed = True
                     await self.reconcile()
                     self.user_stream_ready.set()
-                    await self._read_user(ws)
+                    try:  # connections are cut at 24h: leave before, and reconcile on the new one
+                        await asyncio.wait_for(self._read_user(ws), self.cfg.max_connection_age_s)
+                    except TimeoutError:
+                        log.info("binance user stream: planned reconnect before the 24h cut")
             except FatalError as exc:
                 self.failed = exc
                 log.error("binance user stream: %s; not retrying", exc)

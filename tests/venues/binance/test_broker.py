@@ -300,3 +300,15 @@ async def test_orders_for_a_halted_symbol_never_leave(peer: BinancePeer, session
         assert peer.order_posts == 0
     finally:
         await b.stop()
+
+
+async def test_user_stream_planned_reconnect(peer: BinancePeer, session: aiohttp.ClientSession) -> None:
+    b = BinanceBroker(peer_config(peer, max_connection_age_s=0.3), peer_rest(peer, session),
+                      Credentials(API_KEY, SECRET), session=session)
+    b.bind(Events())
+    await asyncio.wait_for(b.start(), 5)
+    try:
+        await until(lambda: b.stats.user_connections >= 2 and b.stats.reconciles >= 2)
+        assert peer.api_connections >= 2
+    finally:
+        await b.stop()
