@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from omnid.cli import app
-from omnid.sim.synthetic import generate_bars, generate_ticks, write_bars, write_ticks
+from omnid.sim.synthetic import MarketSpec, generate_bars, generate_ticks, write_bars, write_ticks
 from typer.testing import CliRunner
 
 runner = CliRunner()
@@ -169,3 +169,43 @@ def test_progress_bar_on_stderr_for_long_runs_but_never_with_json(
     monkeypatch.setattr(cmd, "PROGRESS_MIN_EVENTS", 1_000_000)
     code, out, err = _run("--data", str(tick_file), "--strategy", "sma_cross", "--set", "qty=1")
     assert code == 0 and err == ""
+
+
+def test_identical_output_across_processes_and_hash_seeds(tick_file: Path) -> None:
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "omnid.cli", "backtest", "--data", str(tick_file), "--strategy", "momentum",
+           "--commission", "0.001", "--json"]
+    outs = [
+        subprocess.run(cmd, capture_output=True, check=True, env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout
+        for seed in ("1", "2")
+    ]
+    assert outs[0] == outs[1] and json.loads(outs[0])["events"] == 20_000
+
+
+def test_tick_decisions_fill_at_the_next_tick(tmp_path: Path) -> None:
+    """SMA(5)/SMA(20) on ticks with a fixed size: each entry fills at the price of the tick after
+    the one on which the averages crossed. Prices are on a fine grid so the averages never tie
+    (an exact tie would depend on summation order)."""
+    data = generate_ticks(3000, seed=8, specs=[MarketSpec("ONE", price=50.0, tick_size=1e-9)])
+    path = tmp_path / "one.csv"
+    write_ticks(path, data, with_symbol=False)
+    doc = _json("--data", str(path), "--strategy", "sma_cross", "--set", "fast=5", "--set", "slow=20",
+                "--set", "qty=2", "--set", "mode=long_short")
+    px = data.price
+    fast = np.convolve(px, np.ones(5) / 5, "valid")[15:]
+    slow = np.convolve(px, np.ones(20) / 20, "valid")
+    side = np.sign(fast - slow)
+    crosses, state = [], 0
+    for i, s in enumerate(side.tolist()):
+        if s and s != state:
+            if state:
+                crosses.append(i + 19)
+            state = s
+    entries = doc["trades"]
+    assert len(entries) == len(crosses) > 20
+    for t, signal in zip(entries, crosses, strict=True):
+        assert t["entry_ts"] == int(data.ts[signal + 1])
+        assert t["entry_price"] == px[signal + 1]
+        assert abs(t["qty"]) == 2
