@@ -478,3 +478,55 @@ def test_pid_file_lock_stale_detection_and_release(tmp_path: Path) -> None:
     again.acquire()
     assert again.stale_pid is None
     again.release()
+
+
+async def test_daemon_alerts_reach_telegram_and_secrets_stay_out_of_logs(tmp_path: Path) -> None:
+    """The daemon's start, fill and stop alerts arrive at a Telegram-Bot-API-shaped peer; the bot
+    token (a secret) appears in neither the log file nor status."""
+    import asyncio
+
+    from tests.peers.telegram_peer import TelegramPeer
+
+    peer = TelegramPeer(token="777001:SECRET-abcdefghijklmnop")
+    await peer.start()
+    data_dir = tmp_path / "var"
+    config = tmp_path / "omnid.toml"
+    config.write_text(EXAMPLE.read_text() + FAST_STRATEGY)
+    env = _env(
+        data_dir,
+        OMNID__ALERTS__TELEGRAM__ENABLED="true",
+        OMNID__ALERTS__TELEGRAM__BOT_TOKEN=peer.token,
+        OMNID__ALERTS__TELEGRAM__CHAT_ID=f'"{peer.chat_id}"',
+        OMNID__ALERTS__TELEGRAM__API_URL=peer.url,
+    )
+    proc = await asyncio.create_subprocess_exec(
+        *OMNID, "run", "--config", str(config), env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )
+    texts = lambda: [str(m["text"]) for m in peer.messages]  # noqa: E731
+
+    async def until(pred: Any, what: str, timeout: float = 60) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not pred():
+            assert proc.returncode is None, "daemon exited"
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {texts()}")
+            await asyncio.sleep(0.2)
+
+    try:
+        await until(lambda: any("started" in t for t in texts()), "start alert")
+        await until(lambda: any(t.startswith("[omnid] fill ") and "fastcross" in t for t in texts()), "fill alert")
+        s = await asyncio.to_thread(status, env)
+        assert s["alerts"]["channels"] == ["telegram"] and s["alerts"]["sent"] >= 2
+        assert peer.token not in json.dumps(s)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        assert any("stopping (SIGTERM)" in t for t in texts())
+        assert all(str(m["chat_id"]) == peer.chat_id for m in peer.messages)
+        log_text = (data_dir / "logs" / "omnid.log").read_text()
+        assert peer.token not in log_text and "fastcross" in log_text
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await peer.close()
