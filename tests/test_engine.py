@@ -443,3 +443,39 @@ def test_bar_sourced_strategy_on_ticks_decides_on_bars_built_from_trades() -> No
         (ETH, Side.SELL, IntentAction.OPEN), (BTC, Side.BUY, IntentAction.OPEN)]
     assert intents[0].ts_event == T0 + 31 * 60 * 10**9
     assert all(i.action is IntentAction.CLOSE for i in intents[2:])
+
+
+class _StartBoomParams(StrategyParams, frozen=True):
+    where: str = "on_start"
+
+
+@register
+class _StartBoom(Strategy):
+    kind = "test_engine_start_boom"
+    params_type = _StartBoomParams
+    params: _StartBoomParams
+
+    def on_start(self) -> None:
+        if self.params.where == "on_start":
+            raise KeyError("missing feature")
+        self.every("tick", 10**9)
+
+    def on_timer(self, event: Any) -> None:
+        raise ValueError("timer bug")
+
+    def on_price(self, instrument_id: str, price: float, ts: int) -> None:
+        return None
+
+
+def test_crashes_in_on_start_and_on_timer_disable_only_that_strategy() -> None:
+    eng, clock, rec = _engine(
+        _sc("a", "test_engine_start_boom", [BTC], where="on_start"),
+        _sc("b", "test_engine_start_boom", [BTC], where="timer"),
+        _sc("ok", "sma_cross", [BTC], fast=3, slow=8, qty=0.5),
+    )
+    _ticks(eng, clock, [(BTC, p) for p in _wave(120)])
+    errs = {(e.strategy_id, e.hook, e.error_type) for e in _of(rec, StrategyErrorRecord)}
+    assert errs == {("a", "on_start", "KeyError"), ("b", "on_timer", "ValueError")}
+    assert not any(n.startswith("strategy:b:") for n in clock.timer_names())  # its timers are gone
+    assert {s["name"]: s["state"] for s in eng.status()["strategies"]}["ok"] == "running"
+    assert [i for i in _of(rec, OrderIntent) if i.strategy_id == "ok"]
