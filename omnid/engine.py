@@ -269,6 +269,8 @@ class Engine:
                     [("instruments", f"scanner universe has {missing}, which target {target!r} does not "
                                      "trade: list them in its instruments too")],
                 )
+            # The target enters only what a scan picked: nothing until the first scan.
+            other.strategy.universe = frozenset()
 
     def _rebuild(self) -> None:
         """Dispatch lists from the running strategies (after start, pause, resume, disable)."""
