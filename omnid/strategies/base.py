@@ -45,7 +45,6 @@ other strategy run on. Runners can be paused and resumed one by one (the admin s
 from __future__ import annotations
 
 import enum
-import math
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Protocol, get_args, get_origin
@@ -511,8 +510,3 @@ class StrategyRunner:
         except Exception as exc:  # status must never take the daemon down
             out["detail"] = {"error": f"state() raised {type(exc).__name__}: {exc}"}
         return out
-
-
-def finite(x: float) -> bool:
-    """True for a usable indicator value (not NaN or infinite)."""
-    return not math.isnan(x) and not math.isinf(x)
