@@ -480,3 +480,50 @@ def test_crashes_in_on_start_and_on_timer_disable_only_that_strategy() -> None:
     assert not any(n.startswith("strategy:b:") for n in clock.timer_names())  # its timers are gone
     assert {s["name"]: s["state"] for s in eng.status()["strategies"]}["ok"] == "running"
     assert [i for i in _of(rec, OrderIntent) if i.strategy_id == "ok"]
+
+
+def test_random_streams_keep_in_flight_consistent_and_never_raise() -> None:
+    """Seeded random ticks, quotes and operator actions: nothing raises, and every strategy's
+    in-flight quantity equals the signed leaves of its open orders at every check."""
+    import random
+
+    from tests.conftest import SLOW
+
+    rng = random.Random(11)
+    eng, clock, rec = _engine(
+        _sc("m", "momentum", [BTC, ETH], qty=0.7, rsi_period=3, flow_window=5),
+        _sc("x", "sma_cross", [BTC], fast=2, slow=5, kind="ema", qty=0.4, mode="long_short"),
+        _sc("p", "pairs", [ETH, BTC], window=20, qty=0.3),
+    )
+    px = {BTC: 100.0, ETH: 50.0}
+    ts = T0
+    n = 20_000 if SLOW else 3_000
+    for k in range(n):
+        ts += rng.randint(1, 3) * 10**8
+        clock.advance_to(ts)
+        iid = BTC if rng.random() < 0.6 else ETH
+        px[iid] *= 1.0 + rng.gauss(0.0, 0.002)
+        r = rng.random()
+        if r < 0.2:
+            p = px[iid]
+            eng.on_quote(Quote(iid, p - 0.01, p + 0.01, rng.random() * 3, rng.random() * 3, ts, ts))
+        else:
+            eng.on_trade(Trade(iid, round(px[iid], 2), rng.choice([0.1, 0.2, 0.5]), rng.choice(list(Side)), ts, ts))
+        if k % 997 == 0:
+            eng.pause("x")
+        elif k % 997 == 300:
+            eng.resume("x")
+        elif k % 1999 == 1000:
+            eng.flatten("random flatten")
+        elif k % 1999 == 1500:
+            eng.resume()
+        if k % 50 == 0:
+            for name, runner in eng.runners.items():
+                want: dict[str, float] = {}
+                for o in eng.manager.open_orders(strategy_id=name):
+                    want[o.instrument_id] = want.get(o.instrument_id, 0.0) + o.side.sign * o.leaves_qty
+                got = runner.strategy.in_flight
+                for key in set(want) | set(got):
+                    assert got.get(key, 0.0) == pytest.approx(want.get(key, 0.0), abs=1e-9), (name, key)
+    assert _of(rec, Fill)
+    assert not _of(rec, StrategyErrorRecord)
