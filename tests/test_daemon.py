@@ -360,8 +360,10 @@ def test_lifecycle_start_status_pause_resume_flatten_stop(data_dir: Path, tmp_pa
 
         r = cli(env, "start", config=config)
         assert r.returncode == 0, r.stderr
-        restored = status(env, config)["restored"]
+        again = status(env, config)
+        restored = again["restored"]
         assert restored["orders"] >= orders_seen and restored["fills"] >= 1
+        assert again["warmed_up_trades"] > 0  # features warmed from the trades stored last run
         assert cli(env, "stop", config=config).returncode == 0
     finally:
         pid = data_dir / "omnid.pid"

@@ -48,12 +48,16 @@ class AdminConfig(Section):
     max_request_bytes: int = 65_536
     #: Seconds `omnid start` waits for the daemon to become ready.
     start_timeout_s: float = 30.0
+    #: Seconds of stored trades replayed into the features at start (0: none).
+    warmup_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if self.stop_timeout_s <= 0 or self.start_timeout_s <= 0:
             raise ValueError("stop_timeout_s and start_timeout_s must be > 0")
         if self.max_request_bytes < 256:
             raise ValueError("max_request_bytes must be >= 256")
+        if self.warmup_s < 0:
+            raise ValueError("warmup_s must be >= 0")
 
 
 class HttpConfig(Section):

@@ -7,8 +7,9 @@ Start-up, first start or restart alike (:meth:`EngineCore.start`):
 2. **reconcile**: orders still open in the journal are asked of their broker; the paper broker
    keeps its book in memory, so after a restart it has none of them, and they are closed as
    cancelled (recorded, journaled), exactly what a venue reporting "unknown order" leads to;
-3. **warm up**: features fill from the live feed (no stored history is replayed yet);
-4. :meth:`enable_trading` starts the strategies.
+3. **warm up**: the strategies start without seeing data while their features take the last
+   ``[admin] warmup_s`` of stored trades (features only: no broker, marks or exits see them);
+4. :meth:`enable_trading` lets the strategies see market data.
 
 Storage (:class:`~omnid.storage.service.Storage`: recorder, flusher, sinks, journal) runs beside
 it; its recorder is wrapped by :class:`TapRecorder`, which also tells the daemon (logs, alerts)
@@ -27,11 +28,13 @@ import structlog
 from omnid.calendar import NS_PER_SECOND
 from omnid.config import OmnidConfig
 from omnid.engine import Engine, build_engine
+from omnid.errors import OmnidError
 from omnid.execution.events import ExecutionIssue
 from omnid.model import Fill, MarketEvent, Order, OrderStatus, Quote, Trade
 from omnid.ports import OrderUpdate
 from omnid.risk.events import RiskDenial, RiskHaltEvent
 from omnid.risk.gate import RiskGate
+from omnid.storage.history import HistoryReader
 from omnid.storage.recorder import BatchRecorder
 from omnid.storage.service import Storage
 from omnid.strategies.base import StrategyErrorRecord
@@ -111,6 +114,7 @@ class EngineCore:
         self.trading = "starting"
         self._record_market = True
         self._final_storage: dict[str, Any] | None = None
+        self.warmed_up = 0
 
     # ---- start-up --------------------------------------------------------------------------------
 
@@ -131,10 +135,39 @@ class EngineCore:
             "problems": state.problems[:20],
         }
         log.info("state restored from the journal", **self.restored)
+        # Strategies start (features resolved, timers set) but see no market data until
+        # enable_trading; meanwhile their features warm up from stored trades.
+        self.engine.start(trading=False)
+        self.warmed_up = await self._warm_up()
         clock = self.daemon.clock
         clock.set_periodic("core.bars", NS_PER_SECOND, lambda ev: self.engine.on_time(ev.ts_fired))
         sync_ns = max(self.cfg.storage.journal.fsync_interval_ms, 50) * 1_000_000
         clock.set_periodic("core.journal_sync", sync_ns, lambda _ev: self._sync_journal())
+
+    async def _warm_up(self) -> int:
+        """Feed the last ``admin.warmup_s`` of stored trades to the features (only the features:
+        no broker, marks, exits or strategies see them). Returns how many; never fatal."""
+        window = self.cfg.admin.warmup_s
+        if window <= 0:
+            return 0
+        now = self.daemon.clock.now_ns()
+        start = now - int(window * NS_PER_SECOND)
+        features = self.engine.features
+        n = 0
+        try:
+            async with HistoryReader.open(self.cfg.storage, self.cfg.data_dir, table="md.trades") as reader:
+                for iid in self.engine.instruments:
+                    for trade in await reader.trades(iid, start, now):
+                        try:
+                            features.on_trade(trade)
+                        except OmnidError:
+                            continue  # a bad stored row is skipped, as live would
+                        n += 1
+        except Exception as exc:
+            log.warning("feature warm-up skipped", error=str(exc))
+            return n
+        log.info("features warmed up from stored trades", trades=n, window_s=window)
+        return n
 
     def _reconcile_paper(self, open_orders: list[Order]) -> int:
         """Close journaled open orders that the (in-memory) paper broker cannot know any more."""
@@ -153,7 +186,7 @@ class EngineCore:
         return n
 
     def enable_trading(self) -> None:
-        self.engine.start()
+        self.engine.enable_trading()
         self.trading = "enabled"
         log.info("strategies started", strategies=sorted(self.engine.runners))
 
@@ -219,7 +252,7 @@ class EngineCore:
                 + ")"
             )
         st.pop("trading", None)  # the engine's flag; the daemon's word (below) says more
-        return {"trading": trading, **st, "restored": self.restored}
+        return {"trading": trading, **st, "restored": self.restored, "warmed_up_trades": self.warmed_up}
 
     def positions(self) -> list[dict[str, Any]]:
         return self.engine.positions()
