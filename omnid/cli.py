@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "backtest",
     "db",
     "data",
+    "strategies",
 ]
 
 
