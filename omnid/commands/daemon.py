@@ -321,7 +321,7 @@ def register(app: typer.Typer) -> None:
         config: Path | None = ConfigOpt,
         json_out: bool = JsonOpt,
     ) -> None:
-        """Resume one strategy or all (also lifts a flatten's halt)."""
+        """Resume one strategy or all (resuming all also lifts a flatten's halt)."""
         data = _ask(config, "resume", strategy).data
         _print_json(data) if json_out else typer.echo(f"resumed: {', '.join(data['resumed']) or '(none)'}")
 
