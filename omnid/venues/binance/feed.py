@@ -27,7 +27,7 @@ import aiohttp
 import msgspec
 
 from omnid.errors import FatalError, OmnidError
-from omnid.model import Bar, BookDelta, MarketEvent
+from omnid.model import Bar, BookDelta, MarketEvent, Trade
 from omnid.ops.protocol import FeedStatus
 from omnid.venues.binance import wire
 from omnid.venues.binance.book import DiffResult, LocalBook, SnapshotResult, SyncState
@@ -83,6 +83,25 @@ _TRADE, _AGG, _BT, _DEPTH, _KLINE, _SHUTDOWN, _UNKNOWN = range(7)
 _SHUTDOWN_REASON = "serverShutdown"
 
 
+class _Conn:
+    """One socket's bookkeeping: when it opened, when data last came, why it is ending."""
+
+    __slots__ = ("end_reason", "last_rx", "opened", "watch", "ws")
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.opened = self.last_rx = time.monotonic()
+        self.end_reason = ""
+        self.watch: asyncio.TimerHandle | None = None
+
+    def end(self, reason: str) -> None:
+        if not self.end_reason:
+            self.end_reason = reason
+        if self.watch is not None:
+            self.watch.cancel()
+            self.watch = None
+
+
 class BinanceFeed:
     """The market-data task. ``await run()`` until :meth:`stop`; events go to ``on_event``."""
 
@@ -111,7 +130,6 @@ class BinanceFeed:
         self._last_bar_open: dict[tuple[str, str], int] = {}  # (symbol, interval) → open ms
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = False
         self._logged: set[str] = set()
         self._req_id = 0
@@ -119,8 +137,11 @@ class BinanceFeed:
         self.name = "binance"
         self.state = "connecting"  # connecting | connected | reconnecting | stopped | failed
         self._last_rx = 0.0
-        self._end_reason = ""
-        self._watch_handle: asyncio.TimerHandle | None = None
+        self._url = cfg.urls[1].rstrip("/") + "/stream"
+        self._conns: set[_Conn] = set()
+        self._successor: asyncio.Task[str] | None = None
+        self._overlap = False  # two sockets stream during a planned handover: drop repeats
+        self._seen: set[tuple[int, str, str]] = set()
         self._rate_mark = (time.monotonic(), 0)
         self.subscribed = asyncio.Event()
         self.failed: BaseException | None = None
@@ -133,21 +154,27 @@ class BinanceFeed:
 
     async def run(self) -> None:
         """Connect, stream, reconnect; returns after :meth:`stop`, raises when the policy gives up."""
-        url = self.cfg.urls[1].rstrip("/") + "/stream"
         attempt = 0
         first = True
-        while not self._stopping:
+        while not self._is_stopping():
             error: BaseException | None = None
             reason = ""
+            successor, self._successor = self._successor, None
             try:
-                reason = await self._connection(url, catch_up=not first)
+                if successor is not None:
+                    reason = await successor
+                else:
+                    reason = await self._connection(catch_up=not first)
                 first = False
             except (aiohttp.ClientError, OSError, TimeoutError, OmnidError) as exc:
                 error = exc
                 log.warning("binance feed: connection failed: %s: %s", type(exc).__name__, exc)
-            finally:
-                self._cancel_snapshots()
-                self.subscribed.clear()
+            self._overlap = False
+            self._seen.clear()
+            if self._has_successor() and not self._is_stopping():
+                continue  # handed over: the new connection already streams; books and bars carry on
+            self._cancel_snapshots()
+            self.subscribed.clear()
             if self._is_stopping():
                 break
             if reason in (_SHUTDOWN_REASON, "max_age"):
@@ -168,15 +195,21 @@ class BinanceFeed:
     def _is_stopping(self) -> bool:
         return self._stopping  # a method, so the loop re-reads it after each await
 
+    def _has_successor(self) -> bool:
+        return self._successor is not None  # set by the watch timer while run() awaits
+
     def stop(self) -> None:
-        """Ask :meth:`run` to return (closes the socket; never blocks)."""
+        """Ask :meth:`run` to return (closes the sockets; never blocks)."""
         self._stopping = True
         self.state = "stopped"
         self._cancel_snapshots()
         for t in list(self._tasks):
             t.cancel()
-        if self._ws is not None and not self._ws.closed:
-            self._spawn(self._ws.close())
+        if self._successor is not None:
+            self._successor.cancel()
+        for conn in list(self._conns):
+            if not conn.ws.closed:
+                self._spawn(conn.ws.close())
 
     def status(self) -> FeedStatus:
         """What ``omnid status`` and the health check show for this feed."""
@@ -197,64 +230,83 @@ class BinanceFeed:
             t.cancel()
         self._snapshot_tasks.clear()
 
-    async def _connection(self, url: str, *, catch_up: bool) -> str:
-        """One connection's life; returns why it ended ("" if it never got going)."""
-        async with self._session.ws_connect(url, autoping=True, max_msg_size=0) as ws:
-            self._ws = ws
+    async def _connection(self, *, catch_up: bool, predecessor: _Conn | None = None) -> str:
+        """One connection's life; returns why it ended ("" if it never got going).
+
+        With a ``predecessor`` this is a planned replacement: it subscribes while the old socket
+        still streams, and retires the old one on its first frame, so nothing is missed at the cut;
+        the events both deliver meanwhile are de-duplicated.
+        """
+        async with self._session.ws_connect(self._url, autoping=True, max_msg_size=0) as ws:
+            conn = _Conn(ws)
+            self._conns.add(conn)
             self.stats.connections += 1
             self.state = "connected"
-            for book in self.books.values():
-                book.reset()
+            if predecessor is None:
+                for book in self.books.values():
+                    book.reset()
             self._req_id += 1
             await ws.send_str(msgspec.json.encode({"method": "SUBSCRIBE", "params": self.streams,
                                                    "id": self._req_id}).decode())
-            opened = self._last_rx = time.monotonic()
             if catch_up:
                 self._spawn(self._recover_bars())
             # Silence and age are watched by a timer, not a receive timeout: aiohttp answers the
             # server's pings inside receive() and restarts its timeout on each, so a stream whose
             # data stopped while pings still flow would never time out.
-            self._end_reason = ""
-            self._watch(ws, opened)
+            self._watch(conn)
             on_frame = self.on_frame
             try:
                 while True:
                     msg = await ws.receive()
                     if msg.type is aiohttp.WSMsgType.TEXT or msg.type is aiohttp.WSMsgType.BINARY:
-                        self._last_rx = time.monotonic()
+                        conn.last_rx = self._last_rx = time.monotonic()
+                        if predecessor is not None:  # subscribed: the old socket may go
+                            predecessor.end("handover")
+                            self._spawn(predecessor.ws.close())
+                            predecessor = None
                         if on_frame(msg.data) is _SHUTDOWN_REASON:
                             self.stats.server_shutdowns += 1
                             log.info("binance feed: serverShutdown received, reconnecting")
                             return _SHUTDOWN_REASON
-                    elif self._end_reason:
-                        return self._end_reason
+                    elif conn.end_reason:
+                        return conn.end_reason
                     else:
                         log.warning("binance feed: connection closed (%s, code %s)", msg.type.name,
                                     ws.close_code)
                         return "closed"
             finally:
-                if self._watch_handle is not None:
-                    self._watch_handle.cancel()
-                    self._watch_handle = None
+                conn.end(conn.end_reason or "closed")
+                self._conns.discard(conn)
 
-    def _watch(self, ws: aiohttp.ClientWebSocketResponse, opened: float) -> None:
-        """Every fraction of a second or so: end a connection gone silent or near the 24h cut."""
+    def _watch(self, conn: _Conn) -> None:
+        """Every fraction of a second or so: end a silent connection, replace one near the 24h cut."""
+        if conn.end_reason:
+            return
         now = time.monotonic()
         silence, max_age = self.cfg.silence_timeout_s, self.cfg.max_connection_age_s
-        if now - opened >= max_age:
-            self._end_reason = "max_age"
-            self.stats.planned_reconnects += 1
-            log.info("binance feed: planned reconnect before the 24h cut")
-        elif now - self._last_rx >= silence:
-            self._end_reason = "silent"
+        age = now - conn.opened
+        if now - conn.last_rx >= silence:
+            conn.end("silent")
             self.stats.silent += 1
             log.warning("binance feed: no data for %.1fs (pings do not count), treating the stream as dead",
                         silence)
-        else:
-            wait = min(silence / 4, max_age / 4, 1.0)
-            self._watch_handle = asyncio.get_running_loop().call_later(wait, self._watch, ws, opened)
+            self._spawn(conn.ws.close())
             return
-        self._spawn(ws.close())
+        if age >= max_age:
+            successor = self._successor
+            if successor is None and not self._stopping:
+                self.stats.planned_reconnects += 1
+                log.info("binance feed: planned reconnect before the 24h cut (new socket first)")
+                self._overlap = True
+                self._seen.clear()
+                self._successor = asyncio.get_running_loop().create_task(
+                    self._connection(catch_up=False, predecessor=conn))
+            elif successor is None or successor.done() or age >= max_age + max(silence, 5.0):
+                conn.end("max_age")  # the replacement failed or is late: close; run() reconnects
+                self._spawn(conn.ws.close())
+                return
+        wait = min(silence / 4, max_age / 4, 1.0)
+        conn.watch = asyncio.get_running_loop().call_later(wait, self._watch, conn)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -283,13 +335,17 @@ class BinanceFeed:
                     self._on_depth(wire.delta_from(wire.depth_frame_dec.decode(data).data, ts))
                     return None
                 if k == _TRADE:
-                    self._emit(wire.trade_from(wire.trade_frame_dec.decode(data).data, ts))
+                    t = wire.trade_from(wire.trade_frame_dec.decode(data).data, ts)
+                    if not (self._overlap and self._repeat(k, t)):
+                        self._emit(t)
                     return None
                 if k == _BT:
                     self._emit(wire.quote_from(wire.book_ticker_frame_dec.decode(data).data, ts))
                     return None
                 if k == _AGG:
-                    self._emit(wire.agg_trade_from(wire.agg_frame_dec.decode(data).data, ts))
+                    t = wire.agg_trade_from(wire.agg_frame_dec.decode(data).data, ts)
+                    if not (self._overlap and self._repeat(k, t)):
+                        self._emit(t)
                     return None
                 if k == _KLINE:
                     bar, closed = wire.bar_from(wire.kline_frame_dec.decode(data).data, ts)
@@ -324,12 +380,12 @@ class BinanceFeed:
             k = kind[0]
             if k == _DEPTH:
                 self._on_depth(wire.decode_depth(env.data, ts))
-            elif k == _TRADE:
-                self._emit(wire.decode_trade(env.data, ts))
+            elif k in (_TRADE, _AGG):
+                t = wire.decode_trade(env.data, ts) if k == _TRADE else wire.decode_agg_trade(env.data, ts)
+                if not (self._overlap and self._repeat(k, t)):
+                    self._emit(t)
             elif k == _BT:
                 self._emit(wire.decode_book_ticker(env.data, ts))
-            elif k == _AGG:
-                self._emit(wire.decode_agg_trade(env.data, ts))
             elif k == _KLINE:
                 bar, closed = wire.decode_kline(env.data, ts)
                 if closed:
@@ -342,6 +398,14 @@ class BinanceFeed:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             self._malformed(stream.partition("@")[2] or stream, exc)
         return None
+
+    def _repeat(self, kind: int, t: Trade) -> bool:
+        """During a handover: has the other socket already delivered this trade?"""
+        key = (kind, t.instrument_id, t.trade_id)
+        if key in self._seen:
+            return True
+        self._seen.add(key)
+        return False
 
     def _emit(self, event: MarketEvent) -> None:
         try:

@@ -236,3 +236,24 @@ async def test_silence_is_detected_while_pings_still_flow(session: aiohttp.Clien
         await r.task
     finally:
         await fast.stop()
+
+
+async def test_planned_handover_loses_and_repeats_nothing(peer: BinancePeer, session: aiohttp.ClientSession) -> None:
+    """At the age limit a new socket subscribes before the old one closes: a steady trade stream
+    across several handovers arrives complete, each trade once."""
+    r = await start_feed(peer, session, max_connection_age_s=0.25)
+    try:
+        sent = 0
+        for _ in range(120):
+            await peer.trade("BTCUSDT", "1.00", "1")
+            sent += 1
+            await asyncio.sleep(0.008)
+        await until(lambda: len(r.of(Trade)) >= sent)
+        await asyncio.sleep(0.05)
+        ids = [int(t.trade_id) for t in r.of(Trade)]
+        assert r.feed.stats.planned_reconnects >= 2 and r.feed.stats.connections >= 3
+        assert sorted(ids) == list(range(1, sent + 1))
+        assert r.feed.stats.resyncs <= 1  # the book is not thrown away at a planned handover
+    finally:
+        r.feed.stop()
+        await r.task
