@@ -338,6 +338,9 @@ def test_lifecycle_start_status_pause_resume_flatten_stop(data_dir: Path, tmp_pa
         assert r.returncode == 0 and isinstance(json.loads(r.stdout), list)
         for cmd in ("orders", "pnl"):
             assert ask(env, cmd).ok
+        assert ask(env, "resume").ok  # resuming all lifts the flatten's halt
+        lifted = status(env, config)
+        assert lifted["trading"] == "enabled" and lifted["risk"]["halted"] is False
         before = status(env, config)
         orders_seen = before["counts"]["orders"]
 
