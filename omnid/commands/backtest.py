@@ -99,7 +99,11 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json",
                                       help="Print one JSON object (metrics, trades, equity)."),
     ) -> None:
-        """Backtest a strategy on a file: next-bar-open fills, all-in sizing, metrics as backtesting.py."""
+        """Backtest a strategy on a file: next-bar-open fills, all-in sizing, metrics as backtesting.py.
+
+        Exit 0 ok; 2 bad input or parameters; 1 the strategy raised (it is disabled, the report
+        covers the run up to that point). Where results differ from backtesting.py: see omnid.sim.
+        """
         try:
             spec = BacktestSpec(data=str(data), strategy=strategy, params=parse_set(set_), cash=cash,
                                 commission=commission, close_at_end=close_at_end)
@@ -119,6 +123,9 @@ def register(app: typer.Typer) -> None:
             sys.stdout.buffer.write(msgspec.json.encode(result.to_json()) + b"\n")
         else:
             typer.echo(render_text(result))
+        if result.strategy_error is not None:
+            typer.echo(f"omnid backtest: {result.strategy_error}; results stop where it failed", err=True)
+            raise typer.Exit(1)
 
 
 def _force_progress() -> bool:

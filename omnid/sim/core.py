@@ -22,6 +22,7 @@ from typing import Any
 from omnid.clock import SimClock
 from omnid.config import OmnidConfig
 from omnid.engine import Engine, build_engine
+from omnid.errors import StrategyError
 from omnid.model import Bar, Fill, Instrument, Order, Side, Trade
 from omnid.ports import NullRecorder, Recorder
 from omnid.risk.config import RiskConfig, SizingConfig
@@ -86,6 +87,10 @@ class BacktestCore:
     def stop(self) -> None:
         """Stop the strategy (its ``on_stop`` intents still go through risk and the broker)."""
         self.engine.stop()
+
+    def strategy_error(self) -> StrategyError | None:
+        """Why the strategy was disabled, if it raised during the run."""
+        return self.engine.runners[STRATEGY_NAME].as_error()
 
     def close_all(self, last_prices: Mapping[str, float]) -> None:
         """Close every open position at its last price, paying commission (``--close-at-end``).

@@ -67,6 +67,8 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     metrics: Metrics
     trades: list[RoundTrip]
     equity: list[EquityPoint]
+    #: Set when the strategy raised and was disabled mid-run: the results stop at that point.
+    strategy_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """``{"metrics": {...}, "trades": [...], "equity": [...]}`` plus what was run."""
@@ -79,6 +81,7 @@ class BacktestResult(msgspec.Struct, kw_only=True):
             "metrics": doc["metrics"],
             "trades": doc["trades"],
             "equity": doc["equity"],
+            "strategy_error": doc["strategy_error"],
         }
 
 
@@ -143,7 +146,11 @@ def run_backtest(
     if spec.close_at_end:
         core.close_all(book.last_price)
         _resample_last(book)
-    return _report(spec, "bars" if is_bars else "ticks", n, book)
+    result = _report(spec, "bars" if is_bars else "ticks", n, book)
+    err = core.strategy_error()
+    if err is not None:
+        result.strategy_error = str(err)
+    return result
 
 
 def _resample_last(book: TradeBook) -> None:

@@ -209,3 +209,37 @@ def test_tick_decisions_fill_at_the_next_tick(tmp_path: Path) -> None:
         assert t["entry_ts"] == int(data.ts[signal + 1])
         assert t["entry_price"] == px[signal + 1]
         assert abs(t["qty"]) == 2
+
+
+def test_a_strategy_that_raises_is_reported_and_exits_1(bar_file: Path) -> None:
+    """User code that raises mid-run: the engine disables it, the report covers the run so far,
+    stderr names the error and the exit code is 1."""
+    from omnid.model import Bar
+    from omnid.strategies.base import Intents, Strategy
+    from omnid.strategies.registry import STRATEGY_KINDS, register
+
+    class Explodes(Strategy):
+        kind = "test_explodes_on_bar_50"
+
+        def on_start(self) -> Intents:
+            self.seen = 0
+            return None
+
+        def on_price(self, instrument_id: str, price: float, ts: int) -> Intents:
+            return None
+
+        def on_bar(self, bar: Bar) -> Intents:
+            self.seen += 1
+            if self.seen == 50:
+                raise ZeroDivisionError("bar fifty")
+            return None
+
+    register(Explodes)
+    try:
+        code, out, err = _run("--data", str(bar_file), "--strategy", Explodes.kind, "--json")
+    finally:
+        STRATEGY_KINDS.pop(Explodes.kind, None)
+    assert code == 1
+    assert "ZeroDivisionError" in err and "bar fifty" in err
+    doc = json.loads(out)
+    assert "bar fifty" in doc["strategy_error"] and doc["events"] == 300
