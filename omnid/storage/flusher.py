@@ -25,7 +25,7 @@ from typing import Any
 from omnid.errors import StorageError, TransientError
 from omnid.storage.catalog import CATALOG, Catalog, Row, TableSpec
 from omnid.storage.recorder import BatchRecorder
-from omnid.storage.sinks.base import Batch, Sink, build_rows
+from omnid.storage.sinks.base import Batch, Sink, build_rows, release
 from omnid.storage.spool import FRAME_ROWS, Spool
 
 log = logging.getLogger("omnid.storage")
@@ -141,6 +141,7 @@ class SinkWorker:
                 self._inflight = None
                 self._down(exc)
                 await self._append_spool(batch.spec.full_name, await build_rows(batch, self.slice_s))
+                await release(batch.items)
                 await self._spill()
                 return
             except StorageError as exc:
@@ -149,6 +150,7 @@ class SinkWorker:
                 self.last_error = str(exc)
                 log.error("sink %s refused %d rows of %s: %s", self.sink.name, len(batch),
                           batch.spec.full_name, exc)
+            await release(batch.items)
 
     def _next_batch(self) -> Batch:
         """The next batch, merged with the queued batches of the same table behind it (up to
@@ -180,6 +182,7 @@ class SinkWorker:
             batch = self.queue.popleft()
             self.queued_rows -= len(batch)
             await self._append_spool(batch.spec.full_name, await build_rows(batch, self.slice_s))
+            await release(batch.items)
 
     async def _recovered(self) -> bool:
         try:
