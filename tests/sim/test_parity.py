@@ -16,6 +16,7 @@ import pytest
 from omnid.sim.runner import BacktestResult, BacktestSpec, run_backtest
 from omnid.sim.synthetic import generate_bars
 
+from tests.conftest import SLOW
 from tests.sim.reference import run_reference
 
 PAIRS = {
@@ -88,3 +89,18 @@ def test_fill_bars_and_prices_match_backtesting_py_default_sizing() -> None:
             r.EntryBar, r.ExitBar, r.EntryPrice, r.ExitPrice)
         assert math.copysign(1, t.qty) == math.copysign(1, r.Size)
         assert abs(abs(t.qty) - abs(r.Size)) <= 0.05 * abs(r.Size)
+
+
+SWEEP = [(seed, mode, c) for seed in range(10, 40 if SLOW else 14) for mode in ("long_short", "long_only")
+         for c in (0.0, 0.003)]
+
+
+@pytest.mark.parametrize(("seed", "mode", "commission"), SWEEP)
+def test_parity_sweep(seed: int, mode: str, commission: float) -> None:
+    """Many seeds, both modes, with and without commission (120 cases with OMNID_SLOW=1)."""
+    res, bars = _ours(seed, mode, commission)
+    ref = run_reference(bars, fast=10, slow=30, cash=10_000, commission=commission,  # type: ignore[arg-type]
+                        long_only=mode == "long_only", decision_sized=True)
+    for ours, theirs in PAIRS.items():
+        assert _same(getattr(res.metrics, ours), float(ref[theirs])), (ours, getattr(res.metrics, ours), ref[theirs])
+    assert res.metrics.trades == ref["# Trades"]
