@@ -162,7 +162,13 @@ class BinanceFeed:
             successor, self._successor = self._successor, None
             try:
                 if successor is not None:
-                    reason = await successor
+                    try:
+                        reason = await successor
+                    except asyncio.CancelledError:
+                        me = asyncio.current_task()
+                        if me is not None and me.cancelling():
+                            raise  # run() itself is being cancelled
+                        reason = "stopped"  # stop() cancelled a replacement still connecting
                 else:
                     reason = await self._connection(catch_up=not first)
                 first = False
@@ -208,6 +214,7 @@ class BinanceFeed:
         if self._successor is not None:
             self._successor.cancel()
         for conn in list(self._conns):
+            conn.end("stopped")
             if not conn.ws.closed:
                 self._spawn(conn.ws.close())
 
@@ -240,6 +247,9 @@ class BinanceFeed:
         async with self._session.ws_connect(self._url, autoping=True, max_msg_size=0) as ws:
             conn = _Conn(ws)
             self._conns.add(conn)
+            if self._stopping:  # stop() came while this socket was connecting
+                self._conns.discard(conn)
+                return "stopped"
             self.stats.connections += 1
             self.state = "connected"
             if predecessor is None:

@@ -257,3 +257,12 @@ async def test_planned_handover_loses_and_repeats_nothing(peer: BinancePeer, ses
     finally:
         r.feed.stop()
         await r.task
+
+
+async def test_stop_during_a_handover_ends_cleanly(peer: BinancePeer, session: aiohttp.ClientSession) -> None:
+    r = await start_feed(peer, session, max_connection_age_s=0.2)
+    await until(lambda: r.feed._successor is not None)
+    r.feed.stop()
+    await asyncio.wait_for(r.task, 5)
+    assert r.task.exception() is None and r.feed.state == "stopped"
+    await until(lambda: not peer.stream_clients)
