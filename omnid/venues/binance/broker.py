@@ -28,7 +28,14 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from omnid.errors import FatalError, OmnidError, RateLimitedError, RejectedError, StatusUnknownError
+from omnid.errors import (
+    FatalError,
+    OmnidError,
+    RateLimitedError,
+    RejectedError,
+    StatusUnknownError,
+    TransientError,
+)
 from omnid.model import Fill, Instrument, Liquidity, Order, OrderStatus
 from omnid.ports import ExecutionEvents, OrderUpdate, VenueCapabilities
 from omnid.venues.binance import wire
@@ -209,14 +216,23 @@ class BinanceBroker:
     # ---------------------------------------------------------------------------------------------
     # Lifecycle
 
-    async def start(self) -> None:
-        """Sync time, load instruments, open the user stream; returns once it is subscribed."""
+    async def start(self, *, timeout_s: float | None = None) -> None:
+        """Sync time, load instruments, open the user stream; returns once it is subscribed and
+        reconciled. Raises rather than trade blind: :class:`FatalError` when the keys are refused,
+        :class:`TransientError` when the stream is not up within ``timeout_s``."""
         await self.rest.sync_time()
         if not self.instruments:
             await self.load_instruments()
         self._spawn(self._user_stream())
         self._spawn(self._time_sync())
-        await self.user_stream_ready.wait()
+        wait = timeout_s if timeout_s is not None else 3 * self.cfg.request_timeout_s
+        try:
+            await asyncio.wait_for(self.user_stream_ready.wait(), wait)
+        except TimeoutError:
+            raise TransientError(f"binance user data stream not subscribed within {wait:.0f}s",
+                                 url=self.cfg.urls[2]) from None
+        if isinstance(self.failed, FatalError):
+            raise self.failed
 
     async def load_instruments(self, symbols: list[str] | None = None) -> None:
         info = await self.rest.exchange_info(symbols or self.cfg.symbols or None)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import msgspec
 import pytest
+from omnid.errors import FatalError, TransientError
 from omnid.model import Fill, Liquidity, Order, OrderStatus, OrderType, Side, TimeInForce
 from omnid.ports import ExecutionClient, OrderUpdate
 from omnid.venues.binance.broker import BinanceBroker
@@ -216,8 +217,17 @@ async def test_server_shutdown_on_the_ws_api(peer: BinancePeer, broker: tuple[Bi
 async def test_bad_key_is_fatal_for_the_user_stream(peer: BinancePeer, session: aiohttp.ClientSession) -> None:
     b = BinanceBroker(peer_config(peer), peer_rest(peer, session), Credentials("nope" * 16, SECRET),
                       session=session)
-    await asyncio.wait_for(b.start(), 5)
-    assert b.failed is not None and "-2015" in str(b.failed)
+    with pytest.raises(FatalError, match="-2015"):
+        await asyncio.wait_for(b.start(), 5)
+    await b.stop()
+
+
+async def test_start_refuses_to_trade_blind(peer: BinancePeer, session: aiohttp.ClientSession) -> None:
+    """No user data stream (here: nothing listens at its URL) → start fails instead of hanging."""
+    b = BinanceBroker(peer_config(peer, ws_api_url="ws://127.0.0.1:9/ws-api/v3"), peer_rest(peer, session),
+                      Credentials(API_KEY, SECRET), session=session)
+    with pytest.raises(TransientError, match="not subscribed"):
+        await b.start(timeout_s=0.3)
     await b.stop()
 
 
