@@ -14,7 +14,6 @@ wall clock or a random source.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -22,8 +21,9 @@ import msgspec
 import numpy as np
 
 from omnid.datafiles import BarData, TickData, detect_kind, load_bars, load_ticks
-from omnid.errors import DataError
+from omnid.errors import ConfigError, DataError
 from omnid.sim.book import TradeBook
+from omnid.sim.core import BacktestCore
 from omnid.sim.metrics import Metrics, RoundTrip, compute_metrics
 from omnid.sim.replay import bar_interval_ns, replay_bars, replay_ticks
 
@@ -86,8 +86,7 @@ class BacktestResult(msgspec.Struct, kw_only=True):
 
 
 def _check_spec(spec: BacktestSpec) -> None:
-    from omnid.errors import ConfigError
-
+    """Account and cost settings that make no sense are usage errors, named by their option."""
     problems = []
     if not (spec.cash > 0 and spec.cash < float("inf")):
         problems.append(("--cash", f"must be a positive number, got {spec.cash}"))
@@ -113,9 +112,12 @@ def load_data(path: str | Path) -> BarData | TickData:
 def run_backtest(
     spec: BacktestSpec, *, data: BarData | TickData | None = None, progress: Progress | None = None
 ) -> BacktestResult:
-    """Run ``spec`` (on ``data`` if given, else the file it names) and report."""
-    from omnid.sim.core import BacktestCore
+    """Run ``spec`` (on ``data`` if given, else the file it names) and report.
 
+    Raises :class:`DataError` for a bad file and :class:`ConfigError` for a bad strategy, parameter
+    or setting, before anything runs. A strategy that raises during the run is disabled by the
+    engine; the result then carries ``strategy_error``.
+    """
     _check_spec(spec)
     data = data if data is not None else load_data(spec.data)
     ids = [f"{s}.{BACKTEST_VENUE}" for s in data.symbols]
@@ -174,5 +176,3 @@ def _report(spec: BacktestSpec, kind: Literal["bars", "ticks"], n: int, book: Tr
         equity=[EquityPoint(t, e) for t, e in zip(ts.tolist(), eq.tolist(), strict=True)],
     )
 
-
-FillCallback = Callable[..., None]
