@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,32 @@ def test_synthetic_data_is_deterministic_and_on_the_tick() -> None:
     assert np.all(np.diff(a.ts) >= 0) and len(a.symbols) == 4
 
 
+
+
+def test_synthetic_bars_are_consistent_and_round_trip_through_files(tmp_path: Path) -> None:
+    from omnid.datafiles import load_bars, load_ticks
+    from omnid.sim.synthetic import write_bars, write_ticks
+
+    bars = generate_bars(250, seed=4)
+    assert np.all(bars.high >= np.maximum(bars.open, bars.close))
+    assert np.all(bars.low <= np.minimum(bars.open, bars.close))
+    weekday = (bars.ts // NS_PER_DAY + 3) % 7
+    assert weekday.max() <= 4  # weekdays only by default
+    for suffix in (".csv", ".parquet"):
+        write_bars(tmp_path / f"b{suffix}", bars)
+        back = load_bars(tmp_path / f"b{suffix}")
+        assert np.array_equal(back.ts, bars.ts) and np.array_equal(back.close, bars.close)
+    ticks = generate_ticks(3000, instruments=3, seed=9)
+    write_ticks(tmp_path / "t.parquet", ticks)
+    back_t = load_ticks(tmp_path / "t.parquet")
+    names = np.array(back_t.symbols)[back_t.symbol_codes]
+    assert np.array_equal(names, np.array(ticks.symbols)[ticks.symbol_codes])
+    assert np.array_equal(back_t.ts, ticks.ts) and np.array_equal(back_t.side, ticks.side)
+
+
+def test_synthetic_ticks_cluster_at_the_session_ends() -> None:
+    """The U-shaped intraday intensity: the first and last hour are busier than midday."""
+    t = generate_ticks(50_000, seed=3, session_hours=8.0)
+    hour = ((t.ts - t.ts.min()) % NS_PER_DAY) // 3_600_000_000_000
+    counts = np.bincount(hour, minlength=8)
+    assert counts[0] > 1.5 * counts[4] and counts[7] > 1.5 * counts[3]
