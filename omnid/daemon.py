@@ -327,27 +327,14 @@ class Daemon:
             self.watcher.on_lifecycle("start", f"omnid {cfg.omnid.name} started")
 
     def _binance_feed(self) -> Feed:
-        """Binance spot market data (trading on it goes through the paper broker here)."""
+        """Binance spot market data (orders go to the Binance broker when ``[binance] trading``)."""
         import aiohttp
 
-        from omnid.venues.binance.feed import BinanceFeed, backoff_policy
-        from omnid.venues.binance.rest import BinanceRest
+        from omnid.venues.binance.service import build_feed
 
-        bc = self.cfg.binance
         session = aiohttp.ClientSession()
         self._sessions.append(session)
-        rest = BinanceRest(
-            session,
-            bc.urls[0],
-            recv_window_ms=bc.recv_window_ms,
-            weight_limit_1m=bc.weight_limit_1m,
-            weight_headroom=bc.weight_headroom,
-            timeout_s=bc.request_timeout_s,
-        )
-        retry = backoff_policy(
-            bc.reconnect_initial_s, bc.reconnect_max_s, max_attempts=bc.reconnect_max_attempts
-        )
-        return BinanceFeed(bc, self.on_market_event, session=session, rest=rest, retry=retry)
+        return build_feed(self.cfg.binance, self.on_market_event, session=session)
 
     async def _bind_admin(self) -> None:
         sock = Path(self.paths.socket)

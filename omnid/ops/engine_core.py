@@ -4,9 +4,10 @@ Start-up, first start or restart alike (:meth:`EngineCore.start`):
 
 1. **restore**: replay the write-ahead journal: the portfolio's exact ledger and every fill after
    it, every order's last state, and the client-order-id sequence (so no id is ever reused);
-2. **reconcile**: orders still open in the journal are asked of their broker; the paper broker
-   keeps its book in memory, so after a restart it has none of them, and they are closed as
-   cancelled (recorded, journaled), exactly what a venue reporting "unknown order" leads to;
+2. **reconcile**: orders still open in the journal go back to their broker: a live venue client
+   (Binance when ``[binance] trading``) adopts them and re-reads balances and orders from the
+   venue; the paper broker keeps its book in memory, so after a restart it has none of them, and
+   they are closed as cancelled (recorded, journaled), as a venue answering "unknown order" would;
 3. **warm up**: the strategies start without seeing data while their features take the last
    ``[admin] warmup_s`` of stored trades (features only: no broker, marks or exits see them);
 4. :meth:`enable_trading` lets the strategies see market data.
@@ -18,8 +19,10 @@ about every order, fill, denial, halt, strategy error and execution issue as it 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -110,11 +113,34 @@ class EngineCore:
         self.engine: Engine = build_engine(
             cfg, clock=daemon.clock, recorder=self.recorder, journal=self.journal, session="D"
         )
+        self.live_clients: list[Any] = []
+        self._sessions: list[Any] = []
+        if cfg.binance.enabled and cfg.binance.trading:
+            self.live_clients.append(self._binance_broker())
         self.restored: dict[str, Any] = {}
         self.trading = "starting"
         self._record_market = True
         self._final_storage: dict[str, Any] | None = None
         self.warmed_up = 0
+
+    def _binance_broker(self) -> Any:
+        """The Binance execution client, routed for venue BINANCE (credentials checked here)."""
+        import aiohttp
+
+        from omnid.venues.binance.service import build_broker
+
+        session = aiohttp.ClientSession()
+        self._sessions.append(session)
+        engine = self.engine
+
+        def last_price(symbol: str) -> float | None:
+            px = engine.last_price(f"{symbol}.BINANCE")
+            return px if math.isfinite(px) else None
+
+        base = Path(self.cfg.config_path).parent if self.cfg.config_path else None
+        broker = build_broker(self.cfg.binance, session=session, base_dir=base, last_price=last_price)
+        engine.manager.router.add(broker)
+        return broker
 
     # ---- start-up --------------------------------------------------------------------------------
 
@@ -124,7 +150,20 @@ class EngineCore:
         state = self.storage.restore()
         state.restore_portfolio(self.engine.portfolio)
         open_before = self.engine.manager.resume(state.orders.values(), last_seq=state.last_seq)
-        cancelled = self._reconcile_paper(state.open_orders)
+        live = {c.venue: c for c in self.live_clients}
+        paper_open: list[Order] = []
+        for order in state.open_orders:
+            client = live.get(order.instrument_id.rpartition(".")[2])
+            if client is not None:
+                client.adopt(order)  # the venue knows it: its state comes back in reconcile
+            else:
+                paper_open.append(order)
+        cancelled = self._reconcile_paper(paper_open)
+        venues: dict[str, Any] = {}
+        for client in self.live_clients:
+            await client.start()
+            venues[client.venue] = await client.reconcile()
+            log.info("reconciled with the venue", venue=client.venue, **venues[client.venue])
         self.restored = {
             "orders": len(state.orders),
             "fills": len(state.fills),
@@ -133,6 +172,7 @@ class EngineCore:
             "last_seq": state.last_seq,
             "torn_tail_bytes_repaired": self.journal.recovered.truncated_bytes,
             "problems": state.problems[:20],
+            "venues": venues,
         }
         log.info("state restored from the journal", **self.restored)
         # Strategies start (features resolved, timers set) but see no market data until
@@ -356,12 +396,34 @@ class EngineCore:
             out["error"] = "; ".join(errors)
         return out
 
+    async def _await_venue_cancels(self) -> None:
+        """Give cancels sent to live venues on stop a bounded time to be confirmed."""
+        if not self.live_clients or not self.daemon.cfg.admin.cancel_orders_on_stop:
+            return
+        suffixes = tuple(f".{c.venue}" for c in self.live_clients)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(5.0, self.daemon.cfg.admin.stop_timeout_s / 3)
+        while loop.time() < deadline:
+            left = [o for o in self.engine.manager.open_orders() if o.instrument_id.endswith(suffixes)]
+            if not left:
+                return
+            await asyncio.sleep(0.05)
+        log.warning("venue orders still open at stop", orders=[o.client_order_id for o in left])
+
     async def flush(self) -> None:
         """Journal synced, storage flushed and closed (unwritten rows stay in the spool)."""
         try:
             self.journal.sync()
         except Exception:
             log.exception("journal sync on stop failed")
+        await self._await_venue_cancels()
+        for client in self.live_clients:
+            try:
+                await client.stop()
+            except Exception:
+                log.exception("stopping a venue client failed", venue=client.venue)
+        for session in self._sessions:
+            await session.close()
         await self.flusher.stop(timeout_s=max(self.daemon.cfg.admin.stop_timeout_s / 2, 1.0))
         self.journal.close()
         workers = self.flusher.workers
