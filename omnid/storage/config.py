@@ -102,6 +102,11 @@ class StorageConfig(Section):
             raise ValueError("max_buffer_rows must be >= flush_rows")
         if self.slice_us < 50:
             raise ValueError("slice_us must be >= 50")
+        for key in self.routes:
+            group = key.split(".", 1)[0]
+            if group not in ("md", "derived", "strategy", "exec") or key.count(".") > 1:
+                raise ValueError(f"route {key!r}: expected a group (md, derived, strategy, exec) or "
+                                 "group.table, like md.trades")
         used = {self.default_sink, *self.routes.values()}
         if "postgres" in used and not self.postgres.dsn:
             raise ValueError("a route uses postgres but postgres.dsn is empty")

@@ -47,5 +47,8 @@ def test_config_names_bad_storage_keys() -> None:
         build_config({"storage": {"routes": {"md": "postgres"}}})
     assert "postgres.dsn is empty" in str(err.value)
     with pytest.raises(ConfigError) as err:
+        build_config({"storage": {"routes": {"mdd.trades": "sqlite"}}})
+    assert "route 'mdd.trades'" in str(err.value)
+    with pytest.raises(ConfigError) as err:
         build_config({"storage": {"journal": {"fsync": "sometimes"}}})
     assert "storage.journal.fsync" in str(err.value)
