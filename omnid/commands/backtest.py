@@ -56,8 +56,11 @@ def _fmt(value: float | int, pattern: str) -> str:
     return pattern.format(value)
 
 
-def render_text(result: BacktestResult, *, max_equity_rows: int = 20) -> str:
-    """The human report: metrics table, trade list and a sampled equity curve."""
+def render_text(result: BacktestResult, *, max_equity_rows: int = 20, max_trade_rows: int = 200) -> str:
+    """The human report: metrics table, trade list and a sampled equity curve.
+
+    Long trade lists show their first and last ``max_trade_rows / 2`` rows (``--json`` has all).
+    """
     m = result.metrics
     lines = [f"Backtest {result.strategy} on {result.data} ({result.events} {result.kind})", ""]
     lines.append(f"{'Start':<34}{_iso(m.start_ts)}")
@@ -68,7 +71,14 @@ def render_text(result: BacktestResult, *, max_equity_rows: int = 20) -> str:
     if result.trades:
         lines.append(f"{'#':>4} {'instrument':<14}{'qty':>12} {'entry time':<27}{'entry':>12} "
                      f"{'exit time':<27}{'exit':>12}{'pnl':>14}{'return %':>10}")
-        for n, t in enumerate(result.trades, start=1):
+        trades = list(enumerate(result.trades, start=1))
+        half = max_trade_rows // 2
+        hidden = len(trades) - 2 * half if len(trades) > max_trade_rows else 0
+        if hidden:
+            trades = trades[:half] + trades[-half:]
+        for n, t in trades:
+            if hidden and n == len(result.trades) - half + 1:
+                lines.append(f"     ... {hidden} more trades (--json lists them all) ...")
             exit_time = "(open)" if t.open else _iso(t.exit_ts)
             lines.append(f"{n:>4} {t.instrument_id:<14}{t.qty:>12g} {_iso(t.entry_ts):<27}"
                          f"{t.entry_price:>12.6g} {exit_time:<27}{t.exit_price:>12.6g}"
