@@ -86,12 +86,14 @@ _SHUTDOWN_REASON = "serverShutdown"
 class _Conn:
     """One socket's bookkeeping: when it opened, when data last came, why it is ending."""
 
-    __slots__ = ("end_reason", "last_rx", "opened", "watch", "ws")
+    __slots__ = ("end_reason", "handover", "handover_at", "last_rx", "opened", "watch", "ws")
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.opened = self.last_rx = time.monotonic()
         self.end_reason = ""
+        self.handover = ""  # why a replacement is being opened ("max_age", "serverShutdown")
+        self.handover_at = 0.0
         self.watch: asyncio.TimerHandle | None = None
 
     def end(self, reason: str) -> None:
@@ -276,8 +278,8 @@ class BinanceFeed:
                             predecessor = None
                         if on_frame(msg.data) is _SHUTDOWN_REASON:
                             self.stats.server_shutdowns += 1
-                            log.info("binance feed: serverShutdown received, reconnecting")
-                            return _SHUTDOWN_REASON
+                            log.info("binance feed: serverShutdown received, moving to a new socket")
+                            self._hand_over(conn, _SHUTDOWN_REASON)
                     elif conn.end_reason:
                         return conn.end_reason
                     else:
@@ -287,6 +289,16 @@ class BinanceFeed:
             finally:
                 conn.end(conn.end_reason or "closed")
                 self._conns.discard(conn)
+
+    def _hand_over(self, conn: _Conn, reason: str) -> None:
+        """Open the replacement socket; ``conn`` streams on until the new one is subscribed."""
+        if conn.handover or self._successor is not None or self._stopping:
+            return
+        conn.handover, conn.handover_at = reason, time.monotonic()
+        self._overlap = True
+        self._seen.clear()
+        self._successor = asyncio.get_running_loop().create_task(
+            self._connection(catch_up=False, predecessor=conn))
 
     def _watch(self, conn: _Conn) -> None:
         """Every fraction of a second or so: end a silent connection, replace one near the 24h cut."""
@@ -302,19 +314,16 @@ class BinanceFeed:
                         silence)
             self._spawn(conn.ws.close())
             return
-        if age >= max_age:
+        if conn.handover:
             successor = self._successor
-            if successor is None and not self._stopping:
-                self.stats.planned_reconnects += 1
-                log.info("binance feed: planned reconnect before the 24h cut (new socket first)")
-                self._overlap = True
-                self._seen.clear()
-                self._successor = asyncio.get_running_loop().create_task(
-                    self._connection(catch_up=False, predecessor=conn))
-            elif successor is None or successor.done() or age >= max_age + max(silence, 5.0):
-                conn.end("max_age")  # the replacement failed or is late: close; run() reconnects
+            if successor is None or successor.done() or now - conn.handover_at >= max(silence, 5.0):
+                conn.end(conn.handover)  # the replacement failed or is late: close; run() reconnects
                 self._spawn(conn.ws.close())
                 return
+        elif age >= max_age:
+            self.stats.planned_reconnects += 1
+            log.info("binance feed: planned reconnect before the 24h cut (new socket first)")
+            self._hand_over(conn, "max_age")
         wait = min(silence / 4, max_age / 4, 1.0)
         conn.watch = asyncio.get_running_loop().call_later(wait, self._watch, conn)
 
