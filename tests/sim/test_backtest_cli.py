@@ -243,3 +243,16 @@ def test_a_strategy_that_raises_is_reported_and_exits_1(bar_file: Path) -> None:
     assert "ZeroDivisionError" in err and "bar fifty" in err
     doc = json.loads(out)
     assert "bar fifty" in doc["strategy_error"] and doc["events"] == 300
+
+
+def test_long_trade_lists_are_shortened_in_the_text_report_only(tick_file: Path) -> None:
+    from omnid.commands.backtest import render_text
+    from omnid.sim.runner import BacktestSpec, run_backtest
+
+    res = run_backtest(BacktestSpec(data=str(tick_file), strategy="sma_cross", params={"qty": 1}))
+    n = len(res.trades)
+    assert n > 10
+    text = render_text(res, max_trade_rows=10)
+    assert f"... {n - 10} more trades" in text
+    rows = [ln for ln in text.splitlines() if ".SIM " in ln]
+    assert len(rows) == 10 and rows[0].split()[0] == "1" and rows[-1].split()[0] == str(n)
