@@ -4,11 +4,13 @@ What it guarantees (facts from binance-spot-api-docs web-socket-streams.md):
 - Subscribes with ``SUBSCRIBE`` on ``/stream`` and again after every reconnect.
 - Answers the server's pings (every 20 s; no pong within a minute → disconnected) through aiohttp's
   autoping, which echoes the ping's payload as the doc requires.
-- A connection lives at most 24 h: it reconnects on its own before ``max_connection_age_s``, and at
-  once on ``serverShutdown``.
+- A connection lives at most 24 h: before ``max_connection_age_s``, and at once on
+  ``serverShutdown``, a new socket subscribes while the old one still streams and the old one is
+  closed only then (trades both deliver meanwhile are de-duplicated), so a planned cut loses nothing.
 - Reconnects with exponential backoff and jitter; whether to retry at all is one replaceable
   function (:data:`RetryPolicy`), as in websockets' client.
-- A stream silent for ``silence_timeout_s`` counts as dead and is reconnected.
+- A stream with no data for ``silence_timeout_s`` counts as dead and is reconnected (server pings
+  do not count as data).
 - After any reconnect the books resync from a REST snapshot and closed klines missed while away are
   fetched over REST and emitted in order, so the engine sees no hole.
 - A malformed message is counted per kind, logged once per kind, and skipped.
