@@ -76,6 +76,9 @@ class BinanceConfig(Section):
                 raise ValueError(
                     f"unknown stream {s!r} (known: {', '.join(_STREAM_KINDS)}, kline_<interval>)"
                 )
+        if len(self.symbols) * len(self.streams) > 1024:  # web-socket-streams.md: per connection
+            raise ValueError(f"{len(self.symbols)} symbols x {len(self.streams)} streams is more than the "
+                             "1024 streams one Binance connection may carry")
         if self.snapshot_limit not in (5, 10, 20, 50, 100, 500, 1000, 5000):
             raise ValueError("snapshot_limit must be one of 5, 10, 20, 50, 100, 500, 1000, 5000")
         if self.silence_timeout_s <= 0 or self.reconnect_initial_s <= 0:

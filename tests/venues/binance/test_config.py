@@ -30,6 +30,7 @@ def test_defaults_are_off_and_point_at_spot() -> None:
         ({"recv_window_ms": 70000}, "recv_window_ms"),
         ({"weight_headroom": 0}, "weight_headroom"),
         ({"api_secret": "x"}, "api_secret"),
+        ({"symbols": [f"S{i}" for i in range(300)]}, "1024 streams"),
     ],
 )
 def test_bad_values_name_the_key(raw: dict[str, object], needle: str) -> None:
