@@ -129,3 +129,31 @@ async def test_client_rejects_other_protocol_version(tmp_path: Path) -> None:
     async with srv:
         with pytest.raises(AdminProtocolError, match="v99"):
             await asyncio.to_thread(request, tmp_path / "v.sock", "status")
+
+
+def test_fuzz_any_line_gets_one_versioned_reply() -> None:
+    """Random bytes and random JSON shapes: handle_line always returns one decodable reply line."""
+    import random
+
+    from omnid.ops.protocol import reply_decoder
+
+    from tests.conftest import SLOW
+
+    srv = AdminServer(Path("/nonexistent"), {"status": _status, "orders": _crash})
+    rng = random.Random(11)
+    shapes = [
+        lambda: bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64))),
+        lambda: json.dumps({"cmd": rng.choice(["status", "orders", "x", 1, None, [], {}])}).encode(),
+        lambda: json.dumps({"cmd": "status", "strategy": rng.choice([1, "a", None, [1]]),
+                            "id": rng.choice([1, "x", None, 2.5, {}])}).encode(),
+        lambda: json.dumps(rng.choice([[], 1, "s", None, {"x": 1}])).encode(),
+    ]
+
+    async def run() -> None:
+        for _ in range(20_000 if SLOW else 1_000):
+            out = await srv.handle_line(rng.choice(shapes)())
+            assert out.endswith(b"\n") and out.count(b"\n") == 1
+            rep = reply_decoder.decode(out)
+            assert rep.v == PROTOCOL_VERSION and (rep.ok or rep.error is not None)
+
+    asyncio.run(run())
