@@ -1,0 +1,46 @@
+"""The human tables of `omnid status/positions/orders`: every section present, None shown as '-'."""
+
+from __future__ import annotations
+
+from omnid.commands.daemon import render_orders, render_positions, render_status, table
+
+
+def test_table_aligns_and_marks_missing() -> None:
+    out = table([["a", 1.5, None], ["long-name", 1234567.891, "x"]], ["K", "V", "W"]).splitlines()
+    assert out[0].split() == ["K", "V", "W"]
+    assert out[1].split() == ["a", "1.5", "-"] and out[2].split() == ["long-name", "1,234,567.89", "x"]
+    assert len({line.index(line.split()[1]) for line in out}) == 1  # second column aligned
+
+
+def test_status_has_every_section() -> None:
+    s = {
+        "name": "box", "version": "0.1.0", "pid": 42, "uptime_s": 3725.0, "ready": True, "config": "/c.toml",
+        "trading": "enabled",
+        "feeds": [{"name": "sim", "state": "connected", "rate": 25.0, "last_age_s": 0.1, "messages": 99,
+                   "reconnects": 0}],
+        "prices": {"BTCUSDT.SIM": 60000.0},
+        "strategies": [{"name": "mom", "kind": "momentum", "state": "paused", "reason": "by operator"}],
+        "positions": [{"instrument_id": "BTCUSDT.SIM", "qty": 0.5, "avg_price": 59000.0, "last_price": 60000.0,
+                       "unrealised_pnl": 500.0, "realised_pnl": 0.0}],
+        "pnl": {"daily": 12.5, "equity": 100012.5},
+        "risk": {"halted": False, "denials": 3, "halts": {}},
+        "storage": {"backlog": 7},
+        "alerts": {"queued": 1, "sent": 2, "failed": 0, "dropped": 0, "channels": ["telegram"]},
+        "admin": {"socket": "/var/omnid.sock"}, "http": {"port": 8377},
+        "loop_lag_ms": {"last": 0.4, "max": 3.2},
+    }
+    text = render_status(s)
+    for needle in ("pid 42", "up 1h 2m 5s", "ready", "trading: enabled", "sim", "connected", "mom", "paused",
+                   "BTCUSDT.SIM", "daily 12.5", "denials=3", "backlog=7", "queued 1", "telegram",
+                   "port 8377", "3.2 ms max"):
+        assert needle in text, needle
+    assert "halts" not in text  # nested risk detail stays out of the one-line summary
+
+
+def test_empty_positions_and_orders() -> None:
+    assert render_positions([]).strip() == "(flat)"
+    assert render_orders([]).strip() == "(no open orders)"
+    o = render_orders([{"client_order_id": "D-x-1", "strategy_id": "x", "instrument_id": "SPY.SIM", "side": "buy",
+                        "qty": 1.0, "order_type": "limit", "limit_price": 550.0, "status": "accepted",
+                        "filled_qty": 0.0}])
+    assert "D-x-1" in o and "accepted" in o and "550" in o
