@@ -198,15 +198,16 @@ class SinkWorker:
         """Replay the spool in order; stop (still spooling) if the sink fails again."""
         replayed = 0
         for table, rows in self.spool.frames():
-            spec = self.catalog.table(table)
             try:
+                spec = self.catalog.table(table)
                 await self.sink.write(Batch(spec, rows, built=True, replay=True))
             except TransientError as exc:
                 self._down(exc)
                 return
-            except StorageError as exc:
+            except StorageError as exc:  # a table no longer registered, or rows the store refuses
                 self.rows_failed += len(rows)
                 log.error("sink %s refused %d spooled rows of %s: %s", self.sink.name, len(rows), table, exc)
+                continue
             replayed += len(rows)
             self.rows_written += len(rows)
             if self.queued_rows > self.max_queued_rows:

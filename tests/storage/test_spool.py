@@ -113,3 +113,24 @@ async def test_spool_left_by_a_stopped_process_replays_on_next_start(tmp_path: P
         await conn.close()
     assert (total, n) == (3000, 3000)
     assert (tmp_path / "postgres.spool").stat().st_size == 0
+
+
+async def test_spooled_frames_of_an_unknown_table_are_dropped_not_retried_forever(tmp_path: Path) -> None:
+    """A spool frame naming a table this run does not know is logged and counted, and the rest of
+    the spool is still replayed."""
+    spool_dir = tmp_path / "spool"
+    sp = Spool(spool_dir / "sqlite.spool")
+    sp.append("strategy.gone", [("x", 1)])
+    sp.append("md.trades", [("BTCUSDT.SIM", 1.0, 2.0, "buy", 10, 11, "t1")])
+    sp.close()
+    cat = Catalog()
+    rec = BatchRecorder(cat)
+    db = tmp_path / "x.sqlite"
+    fl = Flusher(rec, {"sqlite": SqliteSink(db)}, spool_dir=spool_dir, catalog=cat, flush_ms=5, retry_s=0.01)
+    await fl.start()
+    await fl.flush(timeout_s=10)
+    w = fl.workers["sqlite"]
+    assert (w.rows_failed, w.rows_written, w.spooling) == (1, 1, False)
+    await fl.stop()
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT trade_id FROM md_trades").fetchall() == [("t1",)]
