@@ -343,9 +343,11 @@ class BinancePeer:
         return None
 
     def _r_get_time(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/time (rest-api/general-endpoints.md): {"serverTime"}."""
         return self._json({"serverTime": self.now_ms()})
 
     def _r_get_exchangeInfo(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/exchangeInfo (general-endpoints.md; filters.md for the filter objects)."""
         wanted = msgspec.json.decode(params["symbols"]) if "symbols" in params else list(SYMBOLS)
         symbols = []
         for s in wanted:
@@ -380,6 +382,7 @@ class BinancePeer:
             "exchangeFilters": [], "symbols": symbols})
 
     def _r_get_depth(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/depth (market-data-endpoints.md): lastUpdateId, bids, asks as [price, qty]."""
         sym = params.get("symbol", "")
         bids, asks = self.books.get(sym, ({}, {}))
         limit = int(params.get("limit", 100))
@@ -389,6 +392,7 @@ class BinancePeer:
             "asks": [[_d(p), _d(q)] for p, q in sorted(asks.items())[:limit]]})
 
     def _r_get_klines(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/klines (market-data-endpoints.md): rows, oldest first, startTime/endTime/limit."""
         rows = self.klines.get(params.get("symbol", ""), [])
         start = int(params.get("startTime", 0))
         end = int(params.get("endTime", 2**62))
@@ -405,6 +409,7 @@ class BinancePeer:
                          "1000.0", 5, "4.0", "400.0", "0"])
 
     def _r_post_order(self, params: dict[str, str]) -> web.Response:
+        """POST /api/v3/order (trading-endpoints.md), newOrderRespType RESULT; -2010 / -1013 per errors.md."""
         self.order_posts += 1
         sym = params.get("symbol", "")
         if sym not in SYMBOLS:
@@ -431,12 +436,14 @@ class BinancePeer:
         return self._json(body)
 
     def _r_get_order(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/order by origClientOrderId (trading-endpoints.md); -2013 when unknown."""
         order = self.orders.get(params.get("origClientOrderId", ""))
         if order is None or order.symbol != params.get("symbol"):
             return self._error(400, -2013, "Order does not exist.")
         return self._json(order.as_rest())
 
     def _r_delete_order(self, params: dict[str, str]) -> web.Response:
+        """DELETE /api/v3/order (trading-endpoints.md); -2011 when not cancelable."""
         order = self.orders.get(params.get("origClientOrderId", ""))
         if order is None or order.status not in ("NEW", "PARTIALLY_FILLED"):
             return self._error(400, -2011, "Unknown order sent.")
@@ -448,11 +455,13 @@ class BinancePeer:
         return self._json(body)
 
     def _r_get_openOrders(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/openOrders (trading-endpoints.md)."""
         sym = params.get("symbol")
         return self._json([o.as_rest() for o in self.orders.values()
                            if o.status in ("NEW", "PARTIALLY_FILLED") and (sym is None or o.symbol == sym)])
 
     def _r_get_account(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/account (account-endpoints.md): balances[{asset, free, locked}]."""
         return self._json({
             "makerCommission": 10, "takerCommission": 10, "canTrade": True, "canWithdraw": True,
             "canDeposit": True, "accountType": "SPOT", "updateTime": self.now_ms(), "permissions": ["SPOT"],
@@ -473,6 +482,8 @@ class BinancePeer:
 
     def _emit_report(self, order: PeerOrder, exec_type: str, *, last_qty: Decimal = Decimal(0),
                      last_price: Decimal = Decimal(0), trade_id: int = -1, maker: bool = False) -> None:
+        """``executionReport`` (user-data-stream.md) wrapped as a WebSocket API subscription event
+        (websocket-api/user-data-stream-requests.md); on a cancel, ``C`` holds the original id."""
         now = self.now_ms()
         cancel = exec_type == "CANCELED"
         report = {
