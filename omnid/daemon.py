@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import fcntl
 import os
 import signal
@@ -30,6 +31,7 @@ import msgspec
 import structlog
 
 from omnid import __version__
+from omnid.calendar import zone
 from omnid.clock import LiveClock
 from omnid.config import OmnidConfig, load_config
 from omnid.errors import ConfigError, FatalError, OmnidError, RejectedError
@@ -408,7 +410,8 @@ class Daemon:
                 self.watcher.check_feeds({f.name: f.status().last_age_s for f in self.feeds})
                 if self.core is not None:
                     pnl = self.core.pnl()
-                    day = time.strftime("%Y-%m-%d", time.gmtime())
+                    # The P&L day is the portfolio's: local to [omnid] timezone.
+                    day = dt.datetime.now(zone(self.cfg.omnid.timezone)).date().isoformat()
                     self.watcher.check_pnl(day, float(pnl.get("daily", 0.0)))
                 if n % 10 == 0:
                     self.notifier.status(self._status_line())
