@@ -130,7 +130,7 @@ class BinanceRest:
     async def sync_time(self) -> int:
         """Measure the server-time offset (midpoint of the round trip); returns it in ms."""
         t0 = self._wall_ms()
-        body = await self._send("GET", "/api/v3/time", "", weight=1, signed=False)
+        body = await self._send("GET", "/api/v3/time", "", weight=1)
         t1 = self._wall_ms()
         try:
             server = msgspec.json.decode(body)["serverTime"]
@@ -162,7 +162,7 @@ class BinanceRest:
     # ---------------------------------------------------------------------------------------------
     # Requests
 
-    async def _send(self, method: str, path: str, query: str, *, weight: int, signed: bool) -> bytes:
+    async def _send(self, method: str, path: str, query: str, *, weight: int) -> bytes:
         left = self.banned_for()
         if left > 0:
             raise RateLimitedError(
@@ -195,7 +195,7 @@ class BinanceRest:
             ) from None
 
     async def public(self, path: str, params: Params | None = None, *, weight: int = 1) -> bytes:
-        return await self._send("GET", path, urlencode(params or {}), weight=weight, signed=False)
+        return await self._send("GET", path, urlencode(params or {}), weight=weight)
 
     async def signed(self, method: str, path: str, params: Params | None = None, *, weight: int = 1) -> Any:
         """A SIGNED request; on -1021 (clock drift) resync the offset and try once more."""
@@ -204,7 +204,7 @@ class BinanceRest:
         for attempt in (0, 1):
             query = self.signed_query(params or {})
             try:
-                body = await self._send(method, path, query, weight=weight, signed=True)
+                body = await self._send(method, path, query, weight=weight)
             except TransientError as exc:
                 if exc.context.get("code") == -1021 and attempt == 0:
                     log.warning("binance -1021 (timestamp outside recvWindow): resyncing server time")
