@@ -250,6 +250,7 @@ class Flusher:
             for name, sink in sinks.items()
         }
         self._route_cache: dict[TableSpec, SinkWorker | None] = {}
+        self._drops: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -292,6 +293,10 @@ class Flusher:
             if worker is not None:
                 worker.put(Batch(spec, items))
                 self.batches += 1
+            elif len(items) > 4096:  # routed to "none": free big lists in slices, off this call
+                task = asyncio.get_running_loop().create_task(release(items))
+                self._drops.add(task)
+                task.add_done_callback(self._drops.discard)
 
     async def flush(self, timeout_s: float = 30.0) -> None:
         """Write everything recorded so far (tests, shutdown, end of a backtest)."""
