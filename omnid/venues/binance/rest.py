@@ -37,7 +37,7 @@ from omnid.errors import (
     StatusUnknownError,
     TransientError,
 )
-from omnid.model import Bar
+from omnid.model import Bar, BookSnapshot
 from omnid.venues.binance import wire
 from omnid.venues.binance.config import Credentials
 
@@ -59,8 +59,8 @@ class _ErrorBody(msgspec.Struct):
 _error_dec = msgspec.json.Decoder(_ErrorBody)
 
 #: Binance error codes that mean "this request as it stands is invalid".
-_REJECT_CODES = {-1013, -2010, -2011, -2013, -1102, -1111, -1121, -1100, -1101, -1104, -1106, -1115, -1116,
-                 -1117, -1013}
+_REJECT_CODES = {-1013, -2010, -2011, -2013, -1100, -1101, -1102, -1104, -1106, -1111, -1115, -1116, -1117,
+                 -1121}
 _FATAL_CODES = {-2014, -2015, -1002, -1022}
 
 
@@ -232,7 +232,7 @@ class BinanceRest:
             self.weight_limit = limit
         return info
 
-    async def depth(self, symbol: str, limit: int, ts_init: int) -> Any:
+    async def depth(self, symbol: str, limit: int, ts_init: int) -> BookSnapshot:
         weight = 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
         body = await self.public("/api/v3/depth", {"symbol": symbol, "limit": limit}, weight=weight)
         return wire.decode_depth_snapshot(body, symbol, ts_init)
