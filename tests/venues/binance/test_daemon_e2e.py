@@ -1,10 +1,7 @@
 """The daemon end to end against the Binance peer: ticks in through the daemon's Binance feed, a
-strategy's order out through the risk gate to the Binance broker, partial fills back through
-``executionReport``, and all of it recorded in the store.
-
-The daemon hosts the feed itself when ``[binance] enabled``; the broker is added to the engine's
-router here with :func:`omnid.venues.binance.service.build_broker`, the call the daemon makes for
-``[binance] trading``.
+strategy's order out through the risk gate to the Binance broker (the daemon routes BINANCE to it
+when ``[binance] trading``), partial fills back through ``executionReport``, and all of it
+recorded in the store.
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from omnid.config import load_config
 from omnid.daemon import Daemon
@@ -22,40 +18,11 @@ from omnid.model import Side
 from omnid.ops.engine_core import EngineCore, engine_core_factory
 from omnid.venues.binance.broker import BinanceBroker
 from omnid.venues.binance.feed import BinanceFeed
-from omnid.venues.binance.service import build_broker
 
 from tests.peers.binance_peer import API_KEY, SECRET, BinancePeer
 from tests.venues.binance.conftest import until
 
 ENV = {"BINANCE_API_KEY": API_KEY, "BINANCE_API_SECRET": SECRET}
-
-
-class CoreWithBinance:
-    """The daemon's engine core with the Binance broker routed in and started with it (unless the
-    core already routes BINANCE itself)."""
-
-    def __init__(self, daemon: Daemon) -> None:
-        self.inner: EngineCore = engine_core_factory(daemon)
-        self.session = aiohttp.ClientSession()
-        self.broker: BinanceBroker | None = None
-        router = self.inner.engine.manager.router
-        if "BINANCE" not in router.venues:
-            self.broker = build_broker(daemon.cfg.binance, session=self.session, env=ENV)
-            router.add(self.broker)
-
-    async def start(self) -> None:
-        await self.inner.start()
-        if self.broker is not None:
-            await self.broker.start()
-
-    async def flush(self) -> None:
-        await self.inner.flush()
-        if self.broker is not None:
-            await self.broker.stop()
-        await self.session.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def write_config(tmp_path: Path, peer: BinancePeer) -> Path:
@@ -102,23 +69,24 @@ reconnect_initial_s = 0.05
 async def test_ticks_in_order_out_fills_back_all_recorded(
     peer: BinancePeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for k, v in ENV.items():  # where a daemon that wires the broker itself would find the keys
+    for k, v in ENV.items():  # the daemon reads the keys from the environment
         monkeypatch.setenv(k, v)
     config = write_config(tmp_path, peer)
     cfg = load_config(config)
-    cores: list[CoreWithBinance] = []
+    cores: list[EngineCore] = []
 
-    def factory(d: Daemon) -> CoreWithBinance:
-        cores.append(CoreWithBinance(d))
+    def factory(d: Daemon) -> EngineCore:
+        cores.append(engine_core_factory(d))
         return cores[0]
 
-    daemon = Daemon(cfg, config, core_factory=factory)  # type: ignore[arg-type]
+    daemon = Daemon(cfg, config, core_factory=factory)
     run = asyncio.create_task(daemon.run())
     try:
         await until(lambda: daemon.ready, 20)
         feed = next(f for f in daemon.feeds if isinstance(f, BinanceFeed))
         await asyncio.wait_for(feed.subscribed.wait(), 10)
         assert peer.subscribed_accounts() == 1  # the broker's user data stream
+        assert isinstance(cores[0].engine.manager.router.client_for("BTCUSDT.BINANCE"), BinanceBroker)
 
         for i in range(40):  # a steady climb, buyers lifting offers: momentum wants in
             await peer.trade("BTCUSDT", f"{50000 + 2 * i:.2f}", "0.01000", buyer_maker=False)
@@ -128,7 +96,7 @@ async def test_ticks_in_order_out_fills_back_all_recorded(
 
         peer.fill(cid, "0.0004", "50080.00")
         peer.fill(cid, "0.0006", "50081.00")
-        portfolio = cores[0].inner.engine.portfolio
+        portfolio = cores[0].engine.portfolio
         await until(lambda: (p := portfolio.position("BTCUSDT.BINANCE")) is not None and p.qty > 0.00099, 10)
         pos = portfolio.position("BTCUSDT.BINANCE")
         assert pos is not None and abs(pos.avg_price - (0.0004 * 50080 + 0.0006 * 50081) / 0.001) < 1e-6
