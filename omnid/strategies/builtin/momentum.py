@@ -30,6 +30,7 @@ from omnid.strategies.base import Indicator, Intents, Strategy, StrategyParams
 from omnid.strategies.registry import register
 
 _BUY = Side.BUY
+_FLAT = 1e-12  # |net position| at or below this is flat (float residue of partial fills)
 _SELL = Side.SELL
 
 
@@ -164,12 +165,15 @@ class Momentum(Strategy):
                 st.flow_num += a * (signed - st.flow_num)
                 st.flow_den += a * (size - st.flow_den)
         ts = trade.ts_event
-        if ts < st.valid_until and self._position_qty(iid) == 0.0 and not self.in_flight:
-            price = trade.price
-            if not (price > st.vwap.value and st.rsi.value > self._rsi_entry):
-                return None
-            return self._decide(iid, st, price, ts)
-        return self._decide(iid, st, trade.price, ts)
+        pos = self._position_qty(iid)
+        if self.in_flight:
+            pos += self.in_flight.get(iid, 0.0)
+        price = trade.price
+        # Flat, same session, no entry signal: the common case, decided here.
+        no_signal = not (price > st.vwap.value and st.rsi.value > self._rsi_entry)
+        if pos == 0.0 and ts < st.valid_until and no_signal:
+            return None
+        return self._decide(iid, st, price, ts, pos)
 
     def on_bar(self, bar: Bar) -> Intents:
         iid = bar.instrument_id
@@ -183,24 +187,22 @@ class Momentum(Strategy):
                 signed = v if bar.close > bar.open else -v if bar.close < bar.open else 0.0
                 st.flow_num += a * (signed - st.flow_num)
                 st.flow_den += a * (v - st.flow_den)
-        return self._decide(iid, st, bar.close, bar.ts_event)
+        return self._decide(iid, st, bar.close, bar.ts_event, self.net_qty(iid))
 
     def on_price(self, instrument_id: str, price: float, ts: int) -> Intents:
         st = self._insts[instrument_id]
         if not st.book_seen and st.imbalance.value == st.imbalance.value:
             st.book_seen = True
-        return self._decide(instrument_id, st, price, ts)
+        return self._decide(instrument_id, st, price, ts, self.net_qty(instrument_id))
 
-    def _decide(self, iid: str, st: _Inst, price: float, ts: int) -> Intents:
+    def _decide(self, iid: str, st: _Inst, price: float, ts: int, pos: float) -> Intents:
+        """``pos`` is the net position (filled plus in flight)."""
         if ts >= st.valid_until:
             self._window(iid, st, ts)
         vwap = st.vwap.value
         rsi = st.rsi.value
-        pos = self._position_qty(iid)
-        if self.in_flight:
-            pos += self.in_flight.get(iid, 0.0)
         p = self.params
-        if pos > 0:
+        if pos > _FLAT:
             if ts >= st.sq:
                 return self._close(iid, "square-off time reached", price, vwap, rsi, ts)
             if price < vwap:
@@ -208,7 +210,7 @@ class Momentum(Strategy):
             if rsi < p.rsi_exit:
                 return self._close(iid, f"RSI {rsi:.4g} fell below {p.rsi_exit:g}", price, vwap, rsi, ts)
             return None
-        if pos < 0:  # long-only: a short here is not this strategy's; the square-off timer flattens it
+        if pos < -_FLAT:  # long-only: a short here is not this strategy's; the square-off timer flattens it
             return None
         if not (price > vwap and rsi > p.rsi_entry):  # NaN while warming up fails too
             return None
