@@ -203,7 +203,7 @@ class Pairs(Strategy):
         p = self.params
         numbers = {"z": z, "beta": beta, "alpha": alpha, "spread": resid, "price_a": pa, "price_b": pb}
         held = self.net_qty(self._a)
-        if held == 0.0:
+        if -1e-12 <= held <= 1e-12:  # flat (float residue of partial fills included)
             if self._blocked:
                 if abs(z) < p.entry_z:
                     self._blocked = False

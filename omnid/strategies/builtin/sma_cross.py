@@ -104,6 +104,8 @@ class SmaCross(Strategy):
     def _cross(self, iid: str, direction: int, f: float, s: float, price: float) -> Intents:
         numbers = {self._fast_key: f, self._slow_key: s, "price": price}
         pos = self.net_qty(iid)
+        if -1e-12 <= pos <= 1e-12:  # float residue of partial fills is flat
+            pos = 0.0
         qty = self.params.qty
         out: list[OrderIntent] = []
         if direction > 0:
