@@ -583,14 +583,22 @@ class Engine:
         return names
 
     def flatten(self, reason: str = "flatten by operator") -> dict[str, Any]:
-        """Cancel every open order, close every position, and halt new entries until resumed."""
+        """Cancel every open order, close every position, and halt new entries until resumed.
+
+        The risk gate's kill switch holds the halt (any entry is denied, whoever sends it), and the
+        running strategies are paused too, so they do not send a denied entry on every tick;
+        :meth:`resume` (all) lifts both. Managed exits and strategy timers keep working.
+        """
         cancelled = self.manager.cancel_all()
+        paused = [r.name for r in self.runners.values() if r.pause(f"flatten: {reason}")]
+        self._rebuild()
         closes = self.gate.halt(reason, flatten=True)  # emitted through _emit: checked and routed
         return {
             "cancelled": cancelled,
             "closing": [
                 {"instrument_id": i.instrument_id, "side": i.side.value, "qty": i.qty} for i in closes
             ],
+            "paused": paused,
             "halted": self.gate.halted,
         }
 

@@ -188,7 +188,8 @@ def test_pause_resume_and_unknown_strategy() -> None:
 
 
 def test_flatten_cancels_closes_and_halts_entries_until_resumed() -> None:
-    """flatten: open orders cancelled, positions closed at the next price, new entries denied."""
+    """flatten: orders cancelled, positions closed at the next price, strategies paused and entries
+    denied until resume() lifts both."""
     eng, clock, rec = _engine(_sc("e", "sma_cross", [BTC], fast=3, slow=8, qty=0.5))
     ts = _ticks(eng, clock, [(BTC, p) for p in _wave(60)])
     if eng.portfolio.position_qty(BTC) == 0.0:
@@ -198,12 +199,18 @@ def test_flatten_cancels_closes_and_halts_entries_until_resumed() -> None:
     assert out["halted"] and out["closing"] == [{"instrument_id": BTC, "side": "sell", "qty": 0.5}]
     ts = _ticks(eng, clock, [(BTC, 100.0)], start=ts)
     assert eng.portfolio.position_qty(BTC) == 0.0
-    _ticks(eng, clock, [(BTC, p) for p in _wave(200)], start=ts)
-    denials = _of(rec, RiskDenial)
-    assert denials and all(d.rule == "kill_switch" for d in denials)
+    assert out["paused"] == ["e"]
+    n_intents = len(_of(rec, OrderIntent))
+    ts = _ticks(eng, clock, [(BTC, p) for p in _wave(200)], start=ts)
+    assert len(_of(rec, OrderIntent)) == n_intents  # paused: no entry attempts, no denial flood
     assert eng.portfolio.position_qty(BTC) == 0.0
-    eng.resume()
+    # An entry from anywhere is still denied by the kill switch while halted.
+    eng._process([OrderIntent(strategy_id="e", instrument_id=BTC, side=Side.BUY, qty=1.0)])
+    assert [d.rule for d in _of(rec, RiskDenial)] == ["kill_switch"]
+    assert eng.resume() == ["e"]
     assert not eng.gate.halted
+    _ticks(eng, clock, [(BTC, p) for p in _wave(200, seed=1.0)], start=ts)
+    assert len(_of(rec, OrderIntent)) > n_intents + 1
     status = eng.status()
     assert status["risk"]["halted"] is False and status["pnl"]["equity"] > 0
     doc = msgspec.json.decode(msgspec.json.encode(status))  # the admin socket sends it as JSON
