@@ -31,7 +31,7 @@ from omnid.storage.spool import FRAME_ROWS, Spool
 log = logging.getLogger("omnid.storage")
 
 #: The most rows one merged write may hold.
-MERGE_ROWS = 250_000
+MERGE_ROWS = 100_000
 
 
 class SinkWorker:

@@ -28,7 +28,7 @@ from omnid.storage.framing import HEADER, frame
 from omnid.storage.sinks.base import Batch, iter_rows
 
 #: Rows per request to the writer (one transaction each; the batch as a whole is idempotent).
-CHUNK_ROWS = 2000
+CHUNK_ROWS = 1000
 
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
