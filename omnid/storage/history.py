@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,43 +129,58 @@ def _infer_interval(ts: npt.NDArray[np.int64], codes: npt.NDArray[np.int32], pat
 
 
 def bar_rows(path: str | Path, *, venue: str, interval_ns: int = 0, default_symbol: str | None = None
-             ) -> tuple[list[Row], int, list[str]]:
-    """Rows for ``md.bars`` from a bar file (the interval is inferred when not given)."""
+             ) -> tuple[Iterator[list[Row]], int, int, list[str]]:
+    """``md.bars`` rows from a bar file, as chunks built on demand (a big file never exists as
+    Python tuples all at once), with the row count, the interval (inferred when not given) and the
+    instrument ids."""
     from omnid.datafiles import load_bars
 
     data = load_bars(path, default_symbol=default_symbol)
     interval = interval_ns or _infer_interval(data.ts, data.symbol_codes, data.path)
     ids = [_instrument_id(s, venue) for s in data.symbols]
-    rows: list[Row] = [
-        (ids[c], interval, t, o, h, lo, cl, v, t + interval, t + interval)
-        for c, t, o, h, lo, cl, v in zip(data.symbol_codes.tolist(), data.ts.tolist(), data.open.tolist(),
-                                          data.high.tolist(), data.low.tolist(), data.close.tolist(),
-                                          data.volume.tolist(), strict=True)
-    ]
-    return rows, interval, ids
+
+    def chunks() -> Iterator[list[Row]]:
+        for i in range(0, len(data), CHUNK_ROWS):
+            sl = slice(i, i + CHUNK_ROWS)
+            yield [
+                (ids[c], interval, t, o, h, lo, cl, v, t + interval, t + interval)
+                for c, t, o, h, lo, cl, v in zip(
+                    data.symbol_codes[sl].tolist(), data.ts[sl].tolist(), data.open[sl].tolist(),
+                    data.high[sl].tolist(), data.low[sl].tolist(), data.close[sl].tolist(),
+                    data.volume[sl].tolist(), strict=True)
+            ]
+
+    return chunks(), len(data), interval, ids
 
 
 _SIDES = {1: Side.BUY.value, -1: Side.SELL.value, 0: Side.NONE.value}
 
 
 def trade_rows(path: str | Path, *, venue: str, default_symbol: str | None = None
-               ) -> tuple[list[Row], list[str]]:
-    """Rows for ``md.trades`` from a tick file. Files carry no trade ids, so each trade's id is
-    its position among the file's trades of the same symbol and nanosecond (``f0``, ``f1``, ...):
-    deterministic, so importing the file again stores nothing new."""
+               ) -> tuple[Iterator[list[Row]], int, list[str]]:
+    """``md.trades`` rows from a tick file, as chunks built on demand. Files carry no trade ids,
+    so each trade's id is its position among the file's trades of the same symbol and nanosecond
+    (``f0``, ``f1``, ...): deterministic, so importing the file again stores nothing new."""
     from omnid.datafiles import load_ticks
 
     data = load_ticks(path, default_symbol=default_symbol)
     ids = [_instrument_id(s, venue) for s in data.symbols]
-    rows: list[Row] = []
-    last: tuple[int, int] = (-1, -1)
-    n = 0
-    for c, t, p, q, s in zip(data.symbol_codes.tolist(), data.ts.tolist(), data.price.tolist(),
-                             data.qty.tolist(), data.side.tolist(), strict=True):
-        n = n + 1 if (c, t) == last else 0
-        last = (c, t)
-        rows.append((ids[c], p, q, _SIDES[s], t, t, f"f{n}"))
-    return rows, ids
+
+    def chunks() -> Iterator[list[Row]]:
+        last_ts: dict[int, int] = {}
+        count: dict[int, int] = {}
+        for i in range(0, len(data), CHUNK_ROWS):
+            sl = slice(i, i + CHUNK_ROWS)
+            rows: list[Row] = []
+            for c, t, p, q, sd in zip(data.symbol_codes[sl].tolist(), data.ts[sl].tolist(),
+                                      data.price[sl].tolist(), data.qty[sl].tolist(),
+                                      data.side[sl].tolist(), strict=True):
+                n = count[c] + 1 if last_ts.get(c) == t else 0
+                last_ts[c], count[c] = t, n
+                rows.append((ids[c], p, q, _SIDES[sd], t, t, f"f{n}"))
+            yield rows
+
+    return chunks(), len(data), ids
 
 
 def route(cfg: StorageConfig, spec: TableSpec) -> str:
@@ -198,20 +214,22 @@ async def import_file(
     real_kind = detect_kind(path) if kind == "auto" else kind
     if real_kind == "bars":
         spec = cat.spec_for(Bar)
-        rows, interval_ns, ids = bar_rows(path, venue=venue, interval_ns=interval_ns, default_symbol=symbol)
+        chunks, count, interval_ns, ids = bar_rows(path, venue=venue, interval_ns=interval_ns,
+                                                   default_symbol=symbol)
     else:
         spec = cat.spec_for(Trade)
-        rows, ids = trade_rows(path, venue=venue, default_symbol=symbol)
+        chunks, count, ids = trade_rows(path, venue=venue, default_symbol=symbol)
     name = route(cfg, spec)
     if name == "none":
         raise StorageError(f"[storage] routes {spec.full_name} to none: nothing to import into")
     sink = build_sinks(cfg, data_dir, catalog=cat, only={name})[name]
     await sink.start([spec])
     try:
-        await write_rows(sink, spec, rows)
+        for chunk in chunks:
+            await write_rows(sink, spec, chunk)
     finally:
         await sink.close()
-    return ImportResult(str(path), real_kind, len(rows), ids, name, spec.full_name, interval_ns)
+    return ImportResult(str(path), real_kind, count, ids, name, spec.full_name, interval_ns)
 
 
 # --------------------------------------------------------------------------------------------------

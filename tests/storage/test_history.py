@@ -106,3 +106,16 @@ async def test_history_on_postgres(tmp_path: Path, pg_prefix: str) -> None:
     """The same on PostgreSQL (fresh schemas)."""
     cfg = StorageConfig(default_sink="postgres", postgres=PostgresConfig(dsn=PG_DSN, schema_prefix=pg_prefix))
     await _exercise(cfg, tmp_path)
+
+
+def test_trade_ids_count_per_symbol_even_when_symbols_interleave(tmp_path: Path) -> None:
+    """Two trades of A in the same nanosecond with a B between them get distinct ids (f0, f1)."""
+    from omnid.storage.history import trade_rows
+
+    f = tmp_path / "t.csv"
+    write_table(f, {"ts": [T0, T0, T0, T0 + 1], "price": [1.0, 2.0, 3.0, 4.0], "qty": [1.0] * 4,
+                    "symbol": ["A", "B", "A", "A"]})
+    chunks, n, ids = trade_rows(f, venue="SIM")
+    rows = [r for c in chunks for r in c]
+    assert n == 4 and ids == ["A.SIM", "B.SIM"]
+    assert [(r[0], r[6]) for r in rows] == [("A.SIM", "f0"), ("B.SIM", "f0"), ("A.SIM", "f1"), ("A.SIM", "f0")]
