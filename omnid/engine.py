@@ -42,6 +42,7 @@ from omnid.execution.journal import Journal
 from omnid.execution.manager import OrderManager
 from omnid.execution.router import Router
 from omnid.features.engine import TICK, FeatureEngine, parse_source, source_name
+from omnid.features.spec import parse_item
 from omnid.model import (
     Bar,
     BookDelta,
@@ -75,6 +76,8 @@ from omnid.venues.paper.broker import PaperBroker
 from omnid.venues.paper.config import PaperConfig
 
 _ACCEPTED = OrderStatus.ACCEPTED
+#: Feature kinds computed from the order book (tick source only).
+_BOOK_KINDS = frozenset({"obi"})
 
 #: (runner, bound hook) pairs the engine calls for one event.
 Handlers = list[tuple[StrategyRunner, Callable[[Any], Intents]]]
@@ -90,7 +93,8 @@ class RejectedEvent(msgspec.Struct, kw_only=True):
 
 
 class _Features:
-    """A strategy's view of the feature engine: spec items resolve on the strategy's source."""
+    """A strategy's view of the feature engine: spec items resolve on the strategy's source, except
+    order-book features, which only exist on the tick source (a book has no bars)."""
 
     __slots__ = ("_engine", "_source")
 
@@ -99,7 +103,9 @@ class _Features:
         self._source = source
 
     def indicator(self, instrument_id: str, spec: str) -> Indicator:
-        ind: Indicator = self._engine.ensure(instrument_id, spec, self._source)
+        item = parse_item(spec)
+        src = TICK if item.kind in _BOOK_KINDS else self._source
+        ind: Indicator = self._engine.ensure(instrument_id, item, src)
         return ind
 
 

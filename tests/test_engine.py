@@ -534,3 +534,20 @@ def test_random_streams_keep_in_flight_consistent_and_never_raise() -> None:
                     assert got.get(key, 0.0) == pytest.approx(want.get(key, 0.0), abs=1e-9), (name, key)
     assert _of(rec, Fill)
     assert not _of(rec, StrategyErrorRecord)
+
+
+def test_momentum_on_daily_bars_resolves_book_features_on_ticks_and_trades() -> None:
+    """A bar-fed momentum still resolves obi (a book feature) and trades on bar-direction flow."""
+    eng, clock, rec = _engine(_sc("m", "momentum", [BTC], source="1d", qty=1.0, rsi_period=3))
+    closes = [100, 99, 98, 99, 101, 103, 105, 104, 106, 108, 107, 103, 100, 98, 101, 104, 107]
+    _bars(eng, clock, BTC, [float(c) for c in closes])
+    assert eng.runners["m"].state.value == "running"
+    intents = _of(rec, OrderIntent)
+    assert intents and "trade-flow imbalance" in intents[0].reason
+
+
+def test_a_disabled_strategy_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    eng, clock, _rec = _engine(_sc("boom", "test_engine_boom", [BTC], source="1d", after=1))
+    with caplog.at_level("ERROR"):
+        _bars(eng, clock, BTC, [10.0, 11.0])
+    assert any("strategy boom disabled: on_bar raised RuntimeError" in r.getMessage() for r in caplog.records)

@@ -45,6 +45,7 @@ other strategy run on. Runners can be paused and resumed one by one (the admin s
 from __future__ import annotations
 
 import enum
+import logging
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Protocol, get_args, get_origin
@@ -65,6 +66,8 @@ from omnid.model import (
     Trade,
 )
 from omnid.ports import PortfolioView, Recorder
+
+log = logging.getLogger(__name__)
 
 #: What a hook returns: a list of intents, or None for "nothing to do" (the cheap, common case).
 Intents = list[OrderIntent] | None
@@ -440,6 +443,10 @@ class StrategyRunner:
         )
         self.error = rec
         self.recorder.record(rec)
+        log.error(
+            "strategy %s disabled: %s raised %s: %s (at %s)",
+            self.name, hook, rec.error_type, rec.message, summary[-1] if summary else "?",
+        )
         self._set(RunState.DISABLED, f"{hook} raised {type(exc).__name__}: {exc}")
         return rec
 
