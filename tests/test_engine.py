@@ -248,6 +248,8 @@ def test_scanner_hands_top_k_to_its_target_through_the_engine() -> None:
         eng.on_trade(Trade(ETH, 50.0 + 0.01 * (k % 10), 1.0, Side.BUY, ts, ts))
     ranks = _of(rec, ScanRanking)
     assert ranks and ranks[-1].selected == [BTC]
+    trend = next(s for s in eng.status()["strategies"] if s["name"] == "trend")
+    assert trend["universe"] == [BTC]
     assert ranks[-1].ranking[0].instrument_id == BTC
     first_scan = ranks[0].ts_event
     opens = [i for i in _of(rec, OrderIntent) if i.action is IntentAction.OPEN]

@@ -509,7 +509,10 @@ class StrategyRunner:
             "state": self.state.value,
             "reason": self.reason,
             "instruments": list(self.strategy.instruments),
+            "in_flight": dict(self.strategy.in_flight),
         }
+        if self.strategy.universe is not None:
+            out["universe"] = sorted(self.strategy.universe)
         if self.error is not None:
             out["error"] = msgspec.to_builtins(self.error)
         try:
