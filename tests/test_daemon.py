@@ -289,7 +289,7 @@ def _sqlite_count(path: Path, table: str) -> int:
 def test_lifecycle_start_status_pause_resume_flatten_stop(data_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "omnid.toml"
     config.write_text(EXAMPLE.read_text() + FAST_STRATEGY)
-    env = _env(data_dir)
+    env = _env(data_dir, OMNID__SIM_MARKET__RATE_HZ="40")  # more ticks: crosses come sooner
     try:
         r = cli(env, "start", config=config)
         assert r.returncode == 0, r.stdout + r.stderr
