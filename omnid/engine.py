@@ -327,6 +327,7 @@ class Engine:
             self._bad(event, event.instrument_id, str(exc))
 
     def on_trade(self, trade: Trade) -> None:
+        """A trade print: the hot path (see the module docstring for the order of the steps)."""
         iid = trade.instrument_id
         px = trade.price
         size = trade.size
@@ -400,6 +401,7 @@ class Engine:
                 self._accept(runner, "on_bar", out)
 
     def on_quote(self, quote: Quote) -> None:
+        """Top of book: the paper broker may fill at it, book features update, quote hooks run."""
         b, a, bs, az = quote.bid, quote.ask, quote.bid_size, quote.ask_size
         if b - b or a - a or bs - bs or az - az or bs < 0.0 or az < 0.0:
             self._bad(quote, quote.instrument_id, f"quote bid {b} x {bs} / ask {a} x {az}: need finite "
