@@ -208,7 +208,7 @@ class Pairs(Strategy):
                 if abs(z) < p.entry_z:
                     self._blocked = False
                 return None
-            if p.entry_z < abs(z) < p.stop_z:
+            if p.entry_z < abs(z) < p.stop_z and self.may_enter(self._a) and self.may_enter(self._b):
                 return self._open(z, beta, pa, pb, numbers)
             return None
         long_spread = held > 0
