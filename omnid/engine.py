@@ -49,6 +49,7 @@ from omnid.model import (
     BookSnapshot,
     Fill,
     Instrument,
+    IntentAction,
     MarketEvent,
     Order,
     OrderIntent,
@@ -76,6 +77,7 @@ from omnid.venues.paper.broker import PaperBroker
 from omnid.venues.paper.config import PaperConfig
 
 _ACCEPTED = OrderStatus.ACCEPTED
+_OPEN = IntentAction.OPEN
 #: Feature kinds computed from the order book (tick source only).
 _BOOK_KINDS = frozenset({"obi"})
 
@@ -158,6 +160,8 @@ class Engine:
         self.orders = 0
         self.denials = 0
         self.bad_events = 0
+        self.suppressed = 0  # entries not re-sent during a halt (see _one)
+        self._halt_denied: set[tuple[str, str]] = set()
         # Bound once: the hot path calls these directly.
         self._paper_trade = paper.on_trade if paper is not None else None
         self._mark = portfolio.mark
@@ -486,12 +490,23 @@ class Engine:
         self._process(out)  # type: ignore[arg-type]
 
     def _one(self, intent: OrderIntent) -> None:
+        opening = intent.action is _OPEN
+        if opening and self._halt_denied:
+            # While a halt holds, an entry the gate already denied for this strategy and instrument
+            # is not sent again (nor recorded): one denial per halt, not one per tick.
+            if not self.gate.halted:
+                self._halt_denied.clear()
+            elif (intent.strategy_id, intent.instrument_id) in self._halt_denied:
+                self.suppressed += 1
+                return
         self.intents += 1
         if self._record_intents:
             self.recorder.record(intent)
         out = self.gate.check(intent, self._last.get(intent.instrument_id, math.nan))
         if out.__class__ is RiskDenial:
             self.denials += 1
+            if opening and out.rule in self.gate.kill.halts:
+                self._halt_denied.add((intent.strategy_id, intent.instrument_id))
             return
         self.orders += 1
         self.manager.submit(out)  # type: ignore[arg-type]
@@ -696,7 +711,7 @@ class Engine:
             "trading": self.trading,
             "open_orders": len(self.manager.open_orders()),
             "counts": {"intents": self.intents, "orders": self.orders, "denials": self.denials,
-                       "bad_events": self.bad_events},
+                       "suppressed_during_halt": self.suppressed, "bad_events": self.bad_events},
         }
 
     def positions(self) -> list[dict[str, Any]]:

@@ -553,3 +553,17 @@ def test_a_disabled_strategy_is_logged(caplog: pytest.LogCaptureFixture) -> None
     with caplog.at_level("ERROR"):
         _bars(eng, clock, BTC, [10.0, 11.0])
     assert any("strategy boom disabled: on_bar raised RuntimeError" in r.getMessage() for r in caplog.records)
+
+
+def test_during_a_halt_each_strategy_instrument_is_denied_once_not_every_tick() -> None:
+    """halt_entries: the first entry is denied and recorded; repeats are counted, not re-sent; after
+    the halt lifts entries go through again."""
+    eng, clock, rec = _engine(_sc("m", "momentum", [BTC], qty=1.0, rsi_period=3, no_book="ignore"))
+    eng.halt_entries("maintenance")
+    ts = _ticks(eng, clock, [(BTC, p) for p in _wave(200)])
+    denials = _of(rec, RiskDenial)
+    assert [(d.rule, d.instrument_id) for d in denials] == [("kill_switch", BTC)]
+    assert eng.suppressed > 10 and eng.status()["counts"]["suppressed_during_halt"] == eng.suppressed
+    eng.resume()
+    _ticks(eng, clock, [(BTC, p) for p in _wave(200)], start=ts)
+    assert eng.orders > 0 and len(_of(rec, RiskDenial)) == 1
