@@ -148,3 +148,23 @@ async def test_postgres_outage_mid_run_loses_and_duplicates_nothing(pg_prefix: s
         await conn.close()
     assert fed == 60_000
     assert (total, distinct) == (60_000, 60_000)
+
+
+async def test_big_batches_split_across_connections(pg_prefix: str) -> None:
+    """A batch over PARALLEL_ROWS goes out as parallel COPYs on two connections, creating missing
+    day partitions once; a replay of it stores nothing new."""
+    from omnid.storage.sinks.postgres import PARALLEL_ROWS
+
+    cat = Catalog()
+    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat, connections=2)
+    await sink.start(cat.tables())
+    spec = cat.table("md.trades")
+    n = PARALLEL_ROWS * 2 + 7
+    batch = trades(n, start=T0, step=DAY_NS // 10_000)  # spans several days
+    await sink.write(Batch(spec, batch))
+    assert sink.copies == 2
+    rows = [spec.row(t) for t in batch]
+    await sink.write(Batch(spec, rows, built=True, replay=True))
+    got = await sink.fetch(f'SELECT count(*), count(DISTINCT trade_id) FROM "{pg_prefix}md".trades')
+    await sink.close()
+    assert tuple(got[0]) == (n, n)

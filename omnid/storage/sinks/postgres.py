@@ -35,6 +35,8 @@ from omnid.storage.sinks.base import Batch, iter_rows
 log = logging.getLogger("omnid.storage")
 
 DAY_NS = 86_400_000_000_000
+#: Batches at least this big are split across the sink's connections and written in parallel.
+PARALLEL_ROWS = 20_000
 _MIGRATION_LOCK = 0x6F6D6E6964  # advisory lock key ("omnid"): one migrator at a time
 
 #: Errors that say the server is unreachable or the connection is gone.
@@ -116,6 +118,7 @@ class PostgresSink:
         timeout_s: float = 10.0,
         partitions_ahead_days: int = 2,
         slice_s: float = 0.0005,
+        connections: int = 2,
         catalog: Catalog | None = None,
     ) -> None:
         self.dsn = dsn
@@ -125,34 +128,39 @@ class PostgresSink:
         self.ahead = partitions_ahead_days
         self.slice_s = slice_s
         self.catalog = catalog or CATALOG
-        self._conn: asyncpg.Connection | None = None
+        self.connections = max(1, connections)
+        self._conns: list[asyncpg.Connection | None] = [None] * self.connections
         self._tables: list[TableSpec] = []
         self._ready: set[str] = set()  # tables known to exist
         self._days: dict[str, set[int]] = {}  # partitioned table → days with a partition
-        self._staging: set[str] = set()  # staging tables made on the current connection
+        self._staging: list[set[str]] = [set() for _ in range(self.connections)]  # per connection
+        self._ddl_lock = asyncio.Lock()
         self.copies = 0
         self.upserts = 0
 
     def qualified(self, spec: TableSpec) -> str:
         return f'"{pg_schema(self.prefix, spec.group)}"."{spec.name}"'
 
-    async def _connect(self) -> asyncpg.Connection:
-        if self._conn is not None and not self._conn.is_closed():
-            return self._conn
+    async def _connect(self, i: int = 0) -> asyncpg.Connection:
+        conn = self._conns[i]
+        if conn is not None and not conn.is_closed():
+            return conn
         try:
             conn = await asyncpg.connect(self.dsn, timeout=self.timeout_s, command_timeout=self.timeout_s)
         except _DOWN as exc:
             raise TransientError(f"postgres: cannot connect: {exc!r}") from exc
         except asyncpg.InvalidAuthorizationSpecificationError as exc:
             raise StorageError(f"postgres: login refused: {exc}") from exc
-        self._conn = conn
-        self._staging = set()
+        self._conns[i] = conn
+        self._staging[i] = set()
         return conn
 
     async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.terminate()
+        """Forget every connection (one failing means the server or the path to it is in trouble)."""
+        conns, self._conns = self._conns, [None] * self.connections
+        for conn in conns:
+            if conn is not None:
+                conn.terminate()
 
     async def start(self, tables: list[TableSpec]) -> None:
         self._tables = tables
@@ -180,6 +188,10 @@ class PostgresSink:
         self._ready.add(spec.full_name)
 
     async def _ensure_days(self, conn: asyncpg.Connection, spec: TableSpec, days: Iterable[int]) -> None:
+        async with self._ddl_lock:  # two connections creating one partition at once would clash
+            await self._create_days(conn, spec, days)
+
+    async def _create_days(self, conn: asyncpg.Connection, spec: TableSpec, days: Iterable[int]) -> None:
         have = self._days.setdefault(spec.full_name, set())
         schema = pg_schema(self.prefix, spec.group)
         for day in sorted(set(days) - have):
@@ -204,17 +216,18 @@ class PostgresSink:
             records=self._stream(batch), timeout=self.timeout_s,
         )
 
-    async def _upsert(self, conn: asyncpg.Connection, spec: TableSpec, batch: Batch) -> None:
+    async def _upsert(self, i: int, conn: asyncpg.Connection, spec: TableSpec, batch: Batch) -> None:
         stg = f"stg_{spec.group}_{spec.name}"
+        staging = self._staging[i]
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
         try:
             async with conn.transaction():
-                if stg not in self._staging:
+                if stg not in staging:
                     await conn.execute(
                         f'CREATE TEMP TABLE IF NOT EXISTS "{stg}" (LIKE {self.qualified(spec)}) '
                         "ON COMMIT DELETE ROWS"
                     )
-                    self._staging.add(stg)
+                    staging.add(stg)
                 await conn.copy_records_to_table(stg, columns=spec.column_names,
                                                  records=self._stream(batch), timeout=self.timeout_s)
                 await conn.execute(
@@ -222,38 +235,34 @@ class PostgresSink:
                     f'SELECT {cols} FROM "{stg}" ON CONFLICT DO NOTHING'
                 )
         except BaseException:
-            self._staging.discard(stg)  # a rollback also undid the CREATE TEMP TABLE
+            staging.discard(stg)  # a rollback also undid the CREATE TEMP TABLE
             raise
         self.upserts += 1
 
     async def write(self, batch: Batch) -> None:
-        if not len(batch):
+        """A big batch is split across the connections and written in parallel (each part its own
+        transaction: if any part fails the whole batch is retried later, idempotently)."""
+        n = len(batch)
+        if not n:
             return
         spec = batch.spec
-        conn = await self._connect()
         try:
+            conn = await self._connect(0)
             await self._ensure_table(conn, spec)
-            for attempt in range(2):
-                try:
-                    if batch.replay:
-                        await self._upsert(conn, spec, batch)
-                    else:
-                        try:
-                            await self._copy(conn, spec, batch)
-                            self.copies += 1
-                        except asyncpg.UniqueViolationError:
-                            await self._upsert(conn, spec, batch)
-                    return
-                except asyncpg.CheckViolationError as exc:
-                    if attempt or not spec.partition_ts or "no partition" not in str(exc):
-                        raise
-                    await self._ensure_days(conn, spec, await self._days_of(batch))
-                except asyncpg.UndefinedTableError:
-                    if attempt:
-                        raise
-                    self._ready.discard(spec.full_name)
-                    self._staging.clear()
-                    await self._ensure_table(conn, spec)
+            if self.connections == 1 or n < PARALLEL_ROWS:
+                await self._write_on(0, conn, batch)
+                return
+            step = -(-n // self.connections)
+            parts = [Batch(spec, batch.items[j : j + step], built=batch.built, replay=batch.replay)
+                     for j in range(0, n, step)]
+            conns = [await self._connect(i) for i in range(len(parts))]
+            results = await asyncio.gather(
+                *(self._write_on(i, c, p) for i, (c, p) in enumerate(zip(conns, parts, strict=True))),
+                return_exceptions=True,
+            )
+            for r in results:
+                if isinstance(r, BaseException):
+                    raise r
         except _DOWN as exc:
             await self._drop()
             raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
@@ -261,6 +270,30 @@ class PostgresSink:
             raise StorageError(f"postgres: {spec.full_name}: {exc}", table=spec.full_name) from exc
         except (ValueError, TypeError, OverflowError) as exc:  # a row asyncpg cannot encode
             raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}", table=spec.full_name) from exc
+
+    async def _write_on(self, i: int, conn: asyncpg.Connection, batch: Batch) -> None:
+        spec = batch.spec
+        for attempt in range(2):
+            try:
+                if batch.replay:
+                    await self._upsert(i, conn, spec, batch)
+                else:
+                    try:
+                        await self._copy(conn, spec, batch)
+                        self.copies += 1
+                    except asyncpg.UniqueViolationError:
+                        await self._upsert(i, conn, spec, batch)
+                return
+            except asyncpg.CheckViolationError as exc:
+                if attempt or not spec.partition_ts or "no partition" not in str(exc):
+                    raise
+                await self._ensure_days(conn, spec, await self._days_of(batch))
+            except asyncpg.UndefinedTableError:
+                if attempt:
+                    raise
+                self._ready.discard(spec.full_name)
+                self._staging[i].clear()
+                await self._ensure_table(conn, spec)
 
     async def _days_of(self, batch: Batch) -> set[int]:
         """The days a batch's rows fall on, scanned in slices (a big batch is hundreds of ms)."""
@@ -294,8 +327,10 @@ class PostgresSink:
         return list(await conn.fetch(sql, *args))
 
     async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        conns, self._conns = self._conns, [None] * self.connections
+        for conn in conns:
+            if conn is None:
+                continue
             try:
                 await asyncio.wait_for(conn.close(), self.timeout_s)
             except (*_DOWN, asyncpg.PostgresError):
