@@ -165,6 +165,8 @@ class PostgresSink:
     async def start(self, tables: list[TableSpec]) -> None:
         self._tables = tables
         conn = await self._connect()
+        for i in range(1, self.connections):  # now, not mid-stream: a connect holds the loop ~5 ms
+            await self._connect(i)
         try:
             if self.migrate_on_start:
                 await migrate(conn, self.prefix)
