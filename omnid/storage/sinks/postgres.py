@@ -317,6 +317,8 @@ class PostgresSink:
         conn = await self._connect()
         try:
             await conn.fetchval("SELECT 1", timeout=self.timeout_s)
+            for i in range(1, self.connections):
+                await self._connect(i)
             if not self._ready and self._tables:
                 await self.start(self._tables)
         except _DOWN as exc:
