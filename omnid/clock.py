@@ -236,7 +236,9 @@ class SimClock(_TimerBook):
         heap = self._heap
         if heap and heap[0][0] <= ts_ns:
             self._fire_due(ts_ns)
-        self._now = max(self._now, ts_ns)
+        # A comparison, not max(): this runs once per replayed event and the call costs ~70 ns more.
+        if ts_ns > self._now:  # noqa: PLR1730
+            self._now = ts_ns
 
     def _fire_due(self, ts_ns: int) -> None:
         while (timer := self._pop_due(ts_ns)) is not None:
