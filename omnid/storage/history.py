@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omnid.errors import DataError, StorageError
-from omnid.model import Bar, Side, Trade
+from omnid.model import AccountState, Bar, Side, Trade
 from omnid.storage.catalog import CATALOG, DERIVED_BARS, Catalog, Row, TableSpec
 from omnid.storage.config import StorageConfig, resolve_path
 from omnid.storage.ddl import pg_schema, sqlite_name
@@ -350,6 +350,15 @@ class HistoryReader:
         ts = np.array([r[0] for r in rows], dtype=np.int64)
         bars = bars_from_arrays(instrument_id, interval_ns, ts, arr[:, 1], arr[:, 2])
         return [b for b in bars if start_ns <= b.ts_open < end_ns]
+
+    async def equity_curve(self, account_id: str, start_ns: int, end_ns: int
+                           ) -> list[tuple[int, float, float]]:
+        """``(ts, equity, cash)`` of every recorded account snapshot in ``[start_ns, end_ns)``."""
+        rows = await self._fetch(
+            f"SELECT ts_event, equity, cash FROM {self._table(CATALOG.spec_for(AccountState))} "
+            "WHERE account_id = ? AND ts_event >= ? AND ts_event < ? ORDER BY ts_event",
+            account_id, start_ns, end_ns)
+        return [(int(r[0]), float(r[1]), float(r[2])) for r in rows]
 
     async def candles(self, instrument_id: str, interval_ns: int, start_ns: int, end_ns: int) -> list[Bar]:
         """Bars for ``[start_ns, end_ns)`` from the best stored source (see the module doc)."""

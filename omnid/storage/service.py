@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from omnid.model import Order
+from omnid.portfolio import LedgerSnapshot
 from omnid.storage.catalog import CATALOG, Catalog
 from omnid.storage.config import StorageConfig, resolve_path
 from omnid.storage.flusher import Flusher
@@ -76,6 +78,11 @@ class Storage:
         """What the journal says (read at open, torn tail already repaired): open orders, fills,
         the ledger to restore the portfolio from, and the last client-order-id sequence."""
         return replay(self.journal.recovered.records)
+
+    def checkpoint(self, ledger: LedgerSnapshot | None, open_orders: list[Order], last_seq: int) -> None:
+        """Shrink the journal to a checkpoint (the exact ledger, the orders still open, the id
+        sequence): call it when no order is in flight, e.g. at end of day."""
+        self.journal.compact(ledger, open_orders, last_seq)
 
     async def start(self) -> None:
         await self.flusher.start()

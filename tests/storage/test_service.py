@@ -35,7 +35,29 @@ async def test_record_journal_stop_and_restore(tmp_path: Path) -> None:
     state = again.restore()
     assert state.last_seq == 7 and [o.client_order_id for o in state.open_orders] == ["D-s1-7"]
     assert state.orders["D-s1-7"].filled_qty == 0.5
+    again.checkpoint(None, state.open_orders, state.last_seq)
     again.journal.close()
+    third = Storage.from_config(cfg)
+    after = third.restore()
+    assert after.last_seq == 7 and list(after.orders) == ["D-s1-7"] and after.fills == []
+    third.journal.close()
+
+
+async def test_equity_curve_from_recorded_account_states(tmp_path: Path) -> None:
+    """Account snapshots recorded through the flusher read back as the equity curve, in order."""
+    from omnid.model import AccountState
+    from omnid.storage.history import HistoryReader
+
+    cfg = build_config({"omnid": {"data_dir": str(tmp_path)}, "storage": {"flush_ms": 10}})
+    st = Storage.from_config(cfg)
+    await st.start()
+    for i, eq in enumerate([1000.0, 1010.0, 990.5]):
+        st.recorder.record(AccountState(account_id="paper", currency="USD", cash=500.0, equity=eq,
+                                        ts_event=T0 + i))
+    await st.stop()
+    async with HistoryReader.open(cfg.storage, cfg.data_dir, table="exec.accounts") as h:
+        curve = await h.equity_curve("paper", T0, T0 + 10)
+    assert curve == [(T0, 1000.0, 500.0), (T0 + 1, 1010.0, 500.0), (T0 + 2, 990.5, 500.0)]
 
 
 def test_config_names_bad_storage_keys() -> None:
