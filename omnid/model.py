@@ -41,11 +41,16 @@ class Side(enum.StrEnum):
 
     @property
     def sign(self) -> int:
-        return 1 if self is Side.BUY else -1 if self is Side.SELL else 0
+        # A dict of the members, not `Side.BUY`: an enum member read through its class costs
+        # ~90 ns on Python 3.11, and this runs several times per order.
+        return _SIGNS[self]
 
     @property
     def opposite(self) -> Side:
         return Side.SELL if self is Side.BUY else Side.BUY if self is Side.SELL else Side.NONE
+
+
+_SIGNS = {Side.BUY: 1, Side.SELL: -1, Side.NONE: 0}
 
 
 class OrderType(enum.StrEnum):
@@ -81,6 +86,11 @@ class OrderStatus(enum.StrEnum):
     def is_open(self) -> bool:
         return self not in _TERMINAL
 
+
+#: Members read per order on the hot path (module globals are cheaper than class attributes).
+_REJECTED = OrderStatus.REJECTED
+_FILLED = OrderStatus.FILLED
+_PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
 
 _TERMINAL = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
@@ -346,7 +356,7 @@ class Order(msgspec.Struct, kw_only=True):
             )
         self.status = status
         self.ts_last = ts
-        if status is OrderStatus.REJECTED and reason:
+        if status is _REJECTED and reason:  # module alias: cheaper than OrderStatus.REJECTED
             self.reject_reason = reason
 
     def apply_fill(self, qty: float, price: float, ts: int) -> None:
@@ -365,7 +375,7 @@ class Order(msgspec.Struct, kw_only=True):
         self.avg_fill_price = (self.avg_fill_price * self.filled_qty + price * qty) / total
         self.filled_qty = total
         done = total >= self.qty * (1 - 1e-12)
-        self.transition(OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED, ts)
+        self.transition(_FILLED if done else _PARTIALLY_FILLED, ts)
 
 
 class Fill(msgspec.Struct, kw_only=True):

@@ -44,6 +44,11 @@ _NEEDS_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT
 _NEEDS_STOP = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
 _FILL_DRIVEN = frozenset({OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED})
 _IGNORED_UPDATES = frozenset({OrderStatus.NEW, OrderStatus.SUBMITTED})
+# Enum members the per-order path reads, as module globals: reading one through its class
+# (``OrderStatus.FILLED``) costs ~90 ns on Python 3.11.
+_SUBMITTED = OrderStatus.SUBMITTED
+_FILLED = OrderStatus.FILLED
+_NO_SIDE = Side.NONE
 
 
 class FillSink(Protocol):
@@ -118,7 +123,9 @@ class OrderManager:
             ts_last=now,
         )
         self._orders[order.client_order_id] = order
-        self._record_order(order)
+        recording = self._recording
+        if recording:  # tested here, not in _record_order: a call per state is measurable per order
+            self._record_order(order)
         problem = _validate(order)
         if problem:
             self._reject(order, now, problem, IssueKind.INVALID_ORDER)
@@ -129,7 +136,7 @@ class OrderManager:
             self._reject(order, now, str(exc), IssueKind.NO_ROUTE)
             return order
         # Journaled as SUBMITTED: the state the venue's updates and fills then apply to on replay.
-        order.transition(OrderStatus.SUBMITTED, now)
+        order.transition(_SUBMITTED, now)
         if self.journal is not None:
             try:
                 self.journal.append(order)
@@ -138,13 +145,14 @@ class OrderManager:
                 self._reject(order, now, f"journal failed: {exc}", IssueKind.JOURNAL_FAILED)
                 return order
         self._open[order.client_order_id] = order
-        self._record_order(order)
+        if recording:
+            self._record_order(order)
         self._notify_order(order)
         try:
             client.submit(order)
         except Exception as exc:  # a client bug or a refused send must not stop the engine
             log.error("client %s refused %s: %s", client.venue, order.client_order_id, exc)
-            if order.status is OrderStatus.SUBMITTED:
+            if order.status is _SUBMITTED:
                 self._reject(order, self._clock.now_ns(), f"client failed: {exc}", IssueKind.CLIENT_FAILED)
         return order
 
@@ -243,7 +251,8 @@ class OrderManager:
             return
         if status.is_terminal:
             self._finish(order)
-        self._record_order(order)
+        if self._recording:
+            self._record_order(order)
         self._notify_order(order)
 
     def on_fill(self, fill: Fill) -> None:
@@ -295,9 +304,10 @@ class OrderManager:
             else:
                 if not order.venue_order_id:
                     order.venue_order_id = fill.venue_order_id
-                if order.status is OrderStatus.FILLED:
+                if order.status is _FILLED:
                     self._finish(order)
-                self._record_order(order)
+                if self._recording:
+                    self._record_order(order)
                 self._notify_order(order)
         for listener in self.fill_listeners:
             try:
@@ -358,7 +368,7 @@ class OrderManager:
 
 def _validate(order: Order) -> str:
     """Why an order cannot be sent as it stands ('' when it can)."""
-    if order.side is Side.NONE:
+    if order.side is _NO_SIDE:
         return "side must be buy or sell"
     if not (math.isfinite(order.qty) and order.qty > 0):
         return f"quantity must be positive, got {order.qty!r} (the risk gate sizes qty=0 intents)"

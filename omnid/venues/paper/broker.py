@@ -64,6 +64,14 @@ _STOP_LIMIT = OrderType.STOP_LIMIT
 _MAKER = OrderType.LIMIT_MAKER
 _IOC = TimeInForce.IOC
 _FOK = TimeInForce.FOK
+# More members read per order, as module globals: an enum member read through its class
+# (``Liquidity.TAKER``) costs ~90 ns on Python 3.11.
+_DAY = TimeInForce.DAY
+_TAKER = Liquidity.TAKER
+_MAKER_LIQ = Liquidity.MAKER
+_ACCEPTED = OrderStatus.ACCEPTED
+_SELL = Side.SELL
+_NO_SIDE = Side.NONE
 
 
 class _Working:
@@ -174,7 +182,7 @@ class PaperBroker:
             self._working[order.instrument_id] = [w]
         else:
             ws.append(w)
-        self._update(coid, OrderStatus.ACCEPTED, now, venue_order_id=w.venue_order_id)
+        self._update(coid, _ACCEPTED, now, venue_order_id=w.venue_order_id)
 
     def cancel(self, client_order_id: str) -> None:
         w = self._by_id.get(client_order_id)
@@ -243,7 +251,7 @@ class PaperBroker:
             w.first = False
             typ = w.order_type
             if typ is _MARKET or (typ is _STOP and w.triggered):
-                price, liq = self._slip(w, px), Liquidity.TAKER
+                price, liq = self._slip(w, px), _TAKER
             else:
                 if not w.triggered:
                     if s * px < s * w.stop:
@@ -251,7 +259,7 @@ class PaperBroker:
                     w.triggered = True
                     first = True  # a triggered stop-limit meets the market now
                     if typ is _STOP:
-                        price, liq = self._slip(w, px), Liquidity.TAKER
+                        price, liq = self._slip(w, px), _TAKER
                 if typ is not _STOP:
                     lim = w.limit
                     crosses = s * px <= s * lim if self._touch else s * px < s * lim
@@ -266,9 +274,9 @@ class PaperBroker:
                         price = self._slip(w, px)
                         if s * price > s * lim:
                             price = lim
-                        liq = Liquidity.TAKER
+                        liq = _TAKER
                     else:
-                        price, liq = lim, Liquidity.MAKER
+                        price, liq = lim, _MAKER_LIQ
             room = room_buy if s > 0 else room_sell
             qty = self._fill_qty(w, room)
             if qty <= 0:
@@ -298,7 +306,7 @@ class PaperBroker:
             adverse, favourable = (h, lo) if s > 0 else (lo, h)
             typ = w.order_type
             at = ts_open
-            liq = Liquidity.TAKER
+            liq = _TAKER
             first = w.first
             w.first = False
             if typ is _MARKET or (typ is _STOP and w.triggered):
@@ -325,7 +333,7 @@ class PaperBroker:
                         continue
                     price = min(self._slip(w, o), lim) if s > 0 else max(self._slip(w, o), lim)
                 elif (s * favourable <= s * lim) if touch else (s * favourable < s * lim):
-                    price, at, liq = lim, ts, Liquidity.MAKER
+                    price, at, liq = lim, ts, _MAKER_LIQ
                 else:
                     if w.tif is _IOC or w.tif is _FOK:
                         self._expire(w, ts_open, f"{w.tif.value} limit not marketable")
@@ -434,7 +442,7 @@ class PaperBroker:
             return f"duplicate client order id {order.client_order_id}"
         if order.order_type not in self._types:
             return f"order type {order.order_type.value} is not supported here"
-        if order.side is Side.NONE:
+        if order.side is _NO_SIDE:
             return "side must be buy or sell"
         if not (math.isfinite(order.qty) and order.qty > 0):
             return f"quantity must be positive, got {order.qty!r}"
@@ -445,7 +453,7 @@ class PaperBroker:
             return f"{typ.value} order needs a positive stop price"
         if self._ticks and order.instrument_id not in self._instruments:
             return f"unknown instrument {order.instrument_id}: tick slippage needs its tick size"
-        if order.side is Side.SELL and not self.config.allow_short:
+        if order.side is _SELL and not self.config.allow_short:
             held = self._positions.get(order.instrument_id, 0.0)
             selling = sum(w.qty - w.filled for w in self._working.get(order.instrument_id, ()) if w.sign < 0)
             if order.qty > held - selling + 1e-12:
@@ -454,7 +462,7 @@ class PaperBroker:
 
     def _expiry(self, order: Order, now: int) -> int:
         """When a DAY order expires: its instrument's session close (UTC midnight if unknown)."""
-        if order.tif is not TimeInForce.DAY:
+        if order.tif is not _DAY:
             return 0
         inst = self._instruments.get(order.instrument_id)
         if inst is not None:
