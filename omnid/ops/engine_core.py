@@ -31,7 +31,7 @@ import structlog
 from omnid.calendar import NS_PER_SECOND
 from omnid.config import OmnidConfig
 from omnid.engine import Engine, build_engine
-from omnid.errors import OmnidError
+from omnid.errors import ConfigError, OmnidError
 from omnid.execution.events import ExecutionIssue
 from omnid.model import Fill, MarketEvent, Order, OrderStatus, Quote, Trade
 from omnid.ports import OrderUpdate
@@ -149,6 +149,13 @@ class EngineCore:
         await self.storage.start()
         state = self.storage.restore()
         state.restore_portfolio(self.engine.portfolio)
+        # Restored positions get the configured stop/target levels again, owned by the strategy
+        # that last traded them (the ledger keeps positions, not owners).
+        owners = {f.instrument_id: f.strategy_id for f in state.fills}
+        adopted = 0
+        for pos in self.engine.portfolio.positions():
+            self.engine.gate.exits.adopt(pos, strategy_id=owners.get(pos.instrument_id, "risk"))
+            adopted += 1
         open_before = self.engine.manager.resume(state.orders.values(), last_seq=state.last_seq)
         live = {c.venue: c for c in self.live_clients}
         paper_open: list[Order] = []
@@ -171,6 +178,7 @@ class EngineCore:
             "closed_on_reconcile": cancelled,
             "last_seq": state.last_seq,
             "torn_tail_bytes_repaired": self.journal.recovered.truncated_bytes,
+            "positions": adopted,
             "problems": state.problems[:20],
             "venues": venues,
         }
@@ -344,12 +352,17 @@ class EngineCore:
                 applied.extend(f"risk.{k}" for k in live)
                 log.info("risk limits reloaded", keys=live)
         if self.cfg.strategies != cfg.strategies:
-            old = {s.name: s for s in self.cfg.strategies}
-            for sc in cfg.strategies:
-                if old.get(sc.name) != sc:
-                    problems.append(f"strategies[{sc.name}]: needs a restart (strategies are built at start)")
-            for name in sorted(set(old) - {s.name for s in cfg.strategies}):
-                problems.append(f"strategies[{name}]: removal needs a restart")
+            old = {sc.name: sc for sc in self.cfg.strategies}
+            changed = [sc.name for sc in cfg.strategies if sc.enabled and old.get(sc.name) != sc]
+            try:
+                skipped = self.engine.reload_strategies(cfg.strategies)
+            except ConfigError as exc:
+                problems.append(f"strategies: not applied: {exc}")
+            else:
+                problems.extend(skipped)
+                applied.extend(
+                    f"strategies[{n}]" for n in changed if not any(f"{n!r}" in why for why in skipped)
+                )
         self.cfg = msgspec.structs.replace(self.cfg, risk=new_risk, strategies=cfg.strategies)
         return applied, problems
 

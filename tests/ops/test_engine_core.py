@@ -35,8 +35,16 @@ async def test_reload_swaps_live_risk_limits_and_reports_the_rest(tmp_path: Path
         assert gate.max_positions.limit == old_limit + 7
         sc = cfg.strategies[0]
         changed = msgspec.structs.replace(sc, params={**sc.params, "rsi_period": 21})
-        _, not_applied = core.reload(msgspec.structs.replace(core.cfg, strategies=[changed, *cfg.strategies[1:]]))
-        assert not_applied == [f"strategies[{sc.name}]: needs a restart (strategies are built at start)"]
+        applied, not_applied = core.reload(
+            msgspec.structs.replace(core.cfg, strategies=[changed, *cfg.strategies[1:]])
+        )
+        assert applied == [f"strategies[{sc.name}]"] and not_applied == []
+        assert core.engine.runners[sc.name].strategy.params.rsi_period == 21
+        moved = msgspec.structs.replace(changed, instruments=["BTCUSDT.SIM"])
+        applied, not_applied = core.reload(
+            msgspec.structs.replace(core.cfg, strategies=[moved, *cfg.strategies[1:]])
+        )
+        assert applied == [] and len(not_applied) == 1 and "restart" in not_applied[0]
     finally:
         await core.flush()
     st = core.storage_status()
