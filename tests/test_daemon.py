@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omnid.ops.admin import DaemonNotRunning, request
+from omnid.ops.admin import AdminProtocolError, DaemonNotRunning, request
 from omnid.ops.protocol import AdminReply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -533,3 +533,36 @@ async def test_daemon_alerts_reach_telegram_and_secrets_stay_out_of_logs(tmp_pat
             proc.kill()
             await proc.wait()
         await peer.close()
+
+
+def test_kill_9_then_restart_restores_and_reports_a_crash(data_dir: Path, tmp_path: Path) -> None:
+    """Restart after SIGKILL runs the same start-up path: the stale pid file and socket are taken
+    over, the journal restores every order, and a crash-restart alert is raised."""
+    config = tmp_path / "omnid.toml"
+    config.write_text(EXAMPLE.read_text() + FAST_STRATEGY)
+    env = _env(data_dir, OMNID__SIM_MARKET__RATE_HZ="40")
+    try:
+        assert cli(env, "start", config=config).returncode == 0
+        s = wait_for(lambda: (st := status(env, config))["counts"]["orders"] >= 2 and st, 60, "orders")
+        pid = s["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not Path(f"/proc/{pid}").exists() or
+                 Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z", 10, "the kill")
+        assert (data_dir / "omnid.pid").exists() and (data_dir / "omnid.sock").exists()  # left behind
+        with pytest.raises((DaemonNotRunning, AdminProtocolError)):  # gone: nothing answers now
+            ask(env, "status")
+
+        r = cli(env, "start", config=config)
+        assert r.returncode == 0, r.stderr
+        again = status(env, config)
+        assert again["pid"] != pid
+        assert again["restored"]["orders"] >= 2 and again["restored"]["last_seq"] >= 2
+        events = log_events(data_dir)
+        assert any(e["event"].startswith("stale pid file") and e["stale_pid"] == pid for e in events)
+        assert any(e["event"] == "alert" and e["kind"] == "daemon_restart" for e in events)
+        assert cli(env, "stop", config=config).returncode == 0
+    finally:
+        pid_file = data_dir / "omnid.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)

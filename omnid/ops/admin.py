@@ -175,9 +175,9 @@ def request(path: Path, cmd: str, *, strategy: str | None = None, timeout_s: flo
             raise DaemonNotRunning(
                 f"cannot open {path}: permission denied (run as the daemon's user)"
             ) from None
-        s.sendall(payload)
         buf = b""
         try:
+            s.sendall(payload)
             while not buf.endswith(b"\n"):
                 chunk = s.recv(65536)
                 if not chunk:
@@ -185,6 +185,8 @@ def request(path: Path, cmd: str, *, strategy: str | None = None, timeout_s: flo
                 buf += chunk
         except TimeoutError:
             raise AdminProtocolError(f"the daemon did not answer {cmd!r} within {timeout_s:g}s") from None
+        except ConnectionError as exc:  # it died or closed on us mid-request
+            raise AdminProtocolError(f"the daemon dropped the connection during {cmd!r}: {exc}") from None
     if not buf:
         raise AdminProtocolError(f"the daemon closed the connection without answering {cmd!r}")
     try:
