@@ -1,1 +1,0 @@
-"""omnid.reports"""
