@@ -33,10 +33,6 @@ def pg_schema(prefix: str, group: str) -> str:
     return f"{prefix}{group}"
 
 
-def pg_qualified(prefix: str, spec: TableSpec) -> str:
-    return f'"{pg_schema(prefix, spec.group)}"."{spec.name}"'
-
-
 def pg_create(spec: TableSpec, schema: str) -> list[str]:
     """CREATE TABLE (partitioned by day on ``partition_ts`` when set) with the natural key."""
     # Key text columns compare bytewise (COLLATE "C"): the unique index costs less per row.

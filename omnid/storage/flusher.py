@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -342,6 +341,3 @@ class Flusher:
             },
         }
 
-
-def now_ms() -> float:
-    return time.monotonic() * 1000

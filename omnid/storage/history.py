@@ -43,13 +43,6 @@ def parse_interval(text: str) -> int:
     return int(m.group(1)) * NS[m.group(2)]
 
 
-def format_interval(ns: int) -> str:
-    for unit in ("d", "h", "m", "s"):
-        if ns % NS[unit] == 0:
-            return f"{ns // NS[unit]}{unit}"
-    return f"{ns}ns"
-
-
 # --------------------------------------------------------------------------------------------------
 # Building bars (vectorised: a million trades in well under a second)
 
