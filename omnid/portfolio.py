@@ -119,14 +119,19 @@ class _Book:
         self.last = 0.0
         self.pos = Position(instrument_id=instrument_id)
 
-    def refresh(self) -> None:
-        """Bring the float view in line with the exact ledger (after a fill or a restore)."""
+    def refresh(self, realised: bool = True) -> None:
+        """Bring the float view in line with the exact ledger (after a fill or a restore).
+
+        ``realised=False`` when the fill did not change realised P&L: ``float(Decimal)`` goes
+        through text (~0.2-0.5 µs each), so the unchanged value is not converted again.
+        """
         qf = float(self.q)
         self.qm = qf * self.mult_f
         pos = self.pos
         pos.qty = qf
         pos.avg_price = float(self.cost) / self.qm if qf else 0.0
-        pos.realised_pnl = float(self.realised)
+        if realised:
+            pos.realised_pnl = float(self.realised)
         pos.commissions = float(self.commissions)
         pos.last_price = self.last
 
@@ -155,6 +160,7 @@ class Portfolio:
         if not math.isfinite(initial_cash):
             raise DataError(f"initial cash must be a finite number, got {initial_cash!r}")
         self._clock = clock
+        self._now_ns = clock.now_ns  # bound once: mark() reads the clock on every tick
         self.currency = currency
         self.account_id = account_id
         self.timezone = timezone
@@ -213,8 +219,12 @@ class Portfolio:
             raise RejectedError(
                 f"fill {fill.fill_id}: commission {fill.commission!r} is not finite", fill_id=fill.fill_id
             )
-        self._roll_day(self._clock.now_ns())
-        book = self._book(fill.instrument_id)
+        now = self._now_ns()
+        if now >= self._day_end:  # the guard inlined: a call saved per fill
+            self._roll_day(now)
+        book = self._books.get(fill.instrument_id)
+        if book is None:
+            book = self._book(fill.instrument_id)
         ex = _EXACT
         q = _dec(fill.qty)
         if sign < 0:
@@ -227,7 +237,9 @@ class Portfolio:
         book.commissions = ex.add(book.commissions, fee)
 
         old = book.q
+        realised = True
         if old == 0 or (old > 0) == (q > 0):
+            realised = False  # an opening fill realises nothing
             if old == 0:
                 book.pos.ts_opened = fill.ts_event
             book.cost = ex.add(book.cost, notional)
@@ -258,7 +270,7 @@ class Portfolio:
         self._open += int(now_open) - int(was_open)
         book.last = fill.price
         book.pos.ts_last = fill.ts_event
-        book.refresh()
+        book.refresh(realised)
         self._revalue()
 
     def deposit(self, amount: float) -> None:
@@ -277,7 +289,7 @@ class Portfolio:
         book = self._books.get(instrument_id)
         if book is None or price - price != 0.0:  # untraded, or a NaN/inf price from bad data
             return
-        now = self._clock.now_ns()
+        now = self._now_ns()
         if now >= self._day_end:
             self._roll_day(now)
         self._mv += book.qm * (price - book.last)
@@ -288,9 +300,11 @@ class Portfolio:
             self._peak = eq
 
     def _revalue(self) -> None:
-        self._cash_f = float(self._cash)
-        self._mv = math.fsum(b.qm * b.last for b in self._books.values())
-        self._peak = max(self._peak, self._cash_f + self._mv)
+        self._cash_f = cash = float(self._cash)
+        # fsum of a list, not of a generator, and a compare, not max(): ~0.3 µs less per fill.
+        self._mv = mv = math.fsum([b.qm * b.last for b in self._books.values()])
+        if cash + mv > self._peak:  # noqa: PLR1730
+            self._peak = cash + mv
 
     def _roll_day(self, now: int) -> None:
         """At the first event of a new local day, the equity before it is the day's start."""
