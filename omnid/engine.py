@@ -164,6 +164,7 @@ class Engine:
         self._halt_denied: set[tuple[str, str]] = set()
         # Bound once: the hot path calls these directly.
         self._paper_trade = paper.on_trade if paper is not None else None
+        self._paper_working = paper.working_instruments if paper is not None else frozenset()
         self._mark = portfolio.mark
         self._feat_trade = features.on_trade
         self._exit_price = gate.exits.on_price
@@ -339,11 +340,15 @@ class Engine:
             self._bad(trade, iid, f"trade price {px} / size {size}: need a finite price > 0 and size >= 0")
             return
         paper = self._paper_trade
-        if paper is not None:
+        if paper is not None and iid in self._paper_working:  # only a working order can fill
             # No try/finally on the hot path: if the broker raises, the error propagates to the
             # caller and the next event resets the flag; queued intents run after that step.
             self._busy = 1
             paper(trade)
+            self._busy = 0
+            if self._queue:
+                self._drain()
+        elif self._busy:  # the broker raised on an earlier event: reset as its call would have
             self._busy = 0
             if self._queue:
                 self._drain()

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from omnid.clock import Clock
 from omnid.model import (
@@ -141,6 +141,9 @@ class PaperBroker:
         self._events: ExecutionEvents | None = None
         self._instruments: dict[str, Instrument] = {i.id: i for i in instruments}
         self._working: dict[str, list[_Working]] = {}
+        #: The instruments that have a working order (the same dict, for reading): the engine skips
+        #: calling :meth:`on_trade` for a print that cannot fill anything (~100 ns per tick).
+        self.working_instruments: Container[str] = self._working
         self._by_id: dict[str, _Working] = {}
         self._seen: set[str] = set()
         self._positions: dict[str, float] = {}
