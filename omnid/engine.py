@@ -77,6 +77,10 @@ from omnid.venues.paper.broker import PaperBroker
 from omnid.venues.paper.config import PaperConfig
 
 _ACCEPTED = OrderStatus.ACCEPTED
+# Read per order status change: module globals, since an enum member read through its class
+# (``OrderStatus.SUBMITTED``) and the ``is_terminal`` property each cost ~80-90 ns on Python 3.11.
+_SUBMITTED = OrderStatus.SUBMITTED
+_TERMINAL = frozenset(s for s in OrderStatus if s.is_terminal)
 _OPEN = IntentAction.OPEN
 #: Feature kinds computed from the order book (tick source only).
 _BOOK_KINDS = frozenset({"obi"})
@@ -527,9 +531,10 @@ class Engine:
         status = order.status
         if status is _ACCEPTED:  # an acknowledgement changes nothing the gate or strategy tracks
             return
-        if status is OrderStatus.SUBMITTED:
+        terminal = status in _TERMINAL
+        if status is _SUBMITTED:
             self.gate.on_order_open(order)
-        elif status.is_terminal:
+        elif terminal:
             self.gate.on_order_closed(order)
         runner = self.runners.get(order.strategy_id)
         if runner is None:
@@ -537,7 +542,7 @@ class Engine:
         # The owning strategy's in-flight quantity: what its open orders may still add.
         coid = order.client_order_id
         old = self._inflight.get(coid, 0.0)
-        new = order.side.sign * order.leaves_qty if status.is_open else 0.0
+        new = 0.0 if terminal else order.side.sign * order.leaves_qty
         if new != old:
             runner.strategy.note_in_flight(order.instrument_id, new - old)
             if new:
