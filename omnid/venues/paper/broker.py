@@ -365,11 +365,15 @@ class PaperBroker:
     def _fill_qty(self, w: _Working, room: float) -> float:
         """How much of ``w`` can fill with ``room`` left; 0 when FOK cannot fill in full."""
         leaves = w.qty - w.filled
+        inst = self._instruments.get(w.instrument_id)
+        if inst is not None:
+            # Float subtraction leaves residue (0.6614300000000001); a fill off the lot grid
+            # would leave dust positions in the exact ledger, so snap the remainder to the lot.
+            leaves = inst.round_qty(leaves)
         if room >= leaves:
             return leaves
         if w.tif is _FOK:
             return 0.0
-        inst = self._instruments.get(w.instrument_id)
         qty = inst.round_qty(room) if inst is not None else room
         return qty if qty > 0 else 0.0
 

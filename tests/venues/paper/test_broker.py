@@ -468,3 +468,26 @@ def test_non_finite_prices_never_fill() -> None:
     assert ev.fills == []
     b.on_trade(trade(7.0))
     assert [f.price for f in ev.fills] == [7.0]
+
+
+def test_partial_fills_stay_on_the_lot_grid_and_sum_to_the_order_exactly() -> None:
+    """Float residue of `qty - filled` must not reach a fill (it left dust positions in the ledger)."""
+    from decimal import Decimal
+
+    clock = SimClock(T0)
+    inst = Instrument(symbol="BTC", venue="SIM", tick_size=0.01, lot_size=0.00001)
+    b = PaperBroker(clock, PaperConfig(), instruments=[inst])
+    ev = Events()
+    b.bind(ev)
+    sizes = ["0.15747", "0.01234", "0.02797", "0.06484", "0.07189", "0.08981", "0.02399", "0.11324",
+             "0.06948", "0.24053", "0.09676", "0.01749", "0.66143"]
+    qty = float(sum(Decimal(x) for x in sizes))
+    o = order(Side.BUY, qty, clock=clock)
+    b.submit(o)
+    for i, x in enumerate(sizes[:-1]):
+        b.on_trade(trade(60_000.0, size=float(x), ts=T0 + i + 1))
+    b.on_trade(trade(60_000.0, size=10.0, ts=T0 + 100))
+    fills = [Decimal(repr(f.qty)) for f in ev.fills]
+    assert all(f % Decimal("0.00001") == 0 for f in fills), fills
+    assert sum(fills) == Decimal(repr(qty))
+    assert b.working_orders() == []
