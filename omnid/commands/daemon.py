@@ -174,7 +174,12 @@ def render_status(s: dict[str, Any]) -> str:
     risk = s.get("risk")
     if risk:
         out.append(
-            "risk: " + ", ".join(f"{k}={_cell(v)}" for k, v in risk.items() if not isinstance(v, dict | list))
+            "risk: "
+            + ", ".join(
+                f"{k}={_cell(v)}"
+                for k, v in risk.items()
+                if k != "ts" and not isinstance(v, dict | list)  # ts: when it was read, not state
+            )
         )
     storage = s.get("storage") or {}
     out.append(
