@@ -201,8 +201,48 @@ def _cross_checks(cfg: OmnidConfig) -> list[tuple[str, str]]:
             problems.append(
                 (f"instruments[{i}].calendar", f"unknown calendar {ic.calendar!r} (known: {known})")
             )
+    problems.extend(_strategy_checks(cfg, seen))
     for check in CROSS_CHECKS:
         problems.extend(check(cfg))
+    return problems
+
+
+def _strategy_checks(cfg: OmnidConfig, instrument_ids: set[str]) -> list[tuple[str, str]]:
+    """Strategies name unique, configured instruments, and a scanner's target exists and trades its
+    picks: caught by ``omnid config check`` rather than when the daemon builds the engine."""
+    problems: list[tuple[str, str]] = []
+    by_symbol: dict[str, list[str]] = {}
+    for iid in instrument_ids:
+        by_symbol.setdefault(iid.rsplit(".", 1)[0], []).append(iid)
+    names: dict[str, int] = {}
+    resolved: dict[str, set[str]] = {}
+    for i, sc in enumerate(cfg.strategies):
+        where = f"strategies[{i}]"
+        if sc.name in names:
+            problems.append((f"{where}.name", f"strategy name {sc.name!r} is used twice"))
+        names[sc.name] = i
+        ids: set[str] = set()
+        for text in sc.instruments:
+            if text in instrument_ids:
+                ids.add(text)
+            elif len(by_symbol.get(text, [])) == 1:
+                ids.add(by_symbol[text][0])
+            else:
+                why = "is ambiguous" if by_symbol.get(text) else "is not a configured instrument"
+                known = ", ".join(sorted(instrument_ids)) or "none configured"
+                problems.append((f"{where}.instruments", f"{text!r} {why} (known: {known})"))
+        resolved[sc.name] = ids
+    for i, sc in enumerate(cfg.strategies):
+        target = sc.params.get("target", "") if sc.kind == "scanner" else ""
+        if not target or not sc.enabled:
+            continue
+        if target not in names:
+            problems.append((f"strategies[{i}].params.target", f"no strategy named {target!r}"))
+        elif not resolved[sc.name] <= resolved[target]:
+            missing = sorted(resolved[sc.name] - resolved[target])
+            problems.append(
+                (f"strategies[{i}].params.target", f"{target!r} does not trade {', '.join(missing)}")
+            )
     return problems
 
 

@@ -175,3 +175,52 @@ def test_example_documents_every_key_with_a_comment() -> None:
             uncommented.append(key)
     assert not missing, f"keys not in omnid.toml.example: {missing}"
     assert not uncommented, f"keys without a comment above their first mention: {uncommented}"
+
+
+def test_strategy_cross_checks_name_the_key(tmp_path: Path) -> None:
+    p = write(tmp_path, """
+[[instruments]]
+symbol = "A"
+venue = "SIM"
+[[instruments]]
+symbol = "B"
+venue = "SIM"
+[[strategies]]
+name = "s1"
+kind = "sma_cross"
+instruments = ["C"]
+[[strategies]]
+name = "scan"
+kind = "scanner"
+instruments = ["A", "B"]
+params = { target = "s2" }
+[[strategies]]
+name = "s2"
+kind = "momentum"
+instruments = ["A.SIM"]
+[[strategies]]
+name = "s1"
+kind = "sma_cross"
+instruments = ["A"]
+""")
+    with pytest.raises(ConfigError) as info:
+        load_config(p, env={})
+    problems = dict(info.value.problems)
+    assert "'C' is not a configured instrument" in problems["strategies[0].instruments"]
+    assert problems["strategies[3].name"] == "strategy name 's1' is used twice"
+    assert problems["strategies[1].params.target"] == "'s2' does not trade B.SIM"
+
+
+def test_scanner_target_must_exist(tmp_path: Path) -> None:
+    p = write(tmp_path, """
+[[instruments]]
+symbol = "A"
+venue = "SIM"
+[[strategies]]
+name = "scan"
+kind = "scanner"
+instruments = ["A"]
+params = { target = "ghost" }
+""")
+    with pytest.raises(ConfigError, match=r"strategies\[0\]\.params\.target: no strategy named 'ghost'"):
+        load_config(p, env={})
