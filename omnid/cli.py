@@ -25,6 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain text: square brackets such as [/symbol/side] must not parse as markup.
+    rich_markup_mode=None,
 )
 
 #: Modules under omnid.commands that add commands to the app, in help order.
