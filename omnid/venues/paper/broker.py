@@ -196,6 +196,44 @@ class PaperBroker:
         self._update(client_order_id, OrderStatus.CANCELLED, self._clock.now_ns(), reason="cancelled")
 
     # ---------------------------------------------------------------------------------------------
+    # Restart: the journal hands back what a real venue would still hold
+
+    def adopt(self, order: Order) -> bool:
+        """Re-book an order the journal says is still working, after a restart.
+
+        Why: a real venue keeps a resting order while omnid is down, so paper trading must too, or
+        a restart would silently cancel every working limit and stop and paper would not rehearse
+        live. The order keeps its filled quantity, id and venue id; it counts as having rested
+        (a limit fills at its limit), and a stop is armed again (its trigger state is not journaled).
+        Sends no update unless the venue's acknowledgement was never journaled (then ACCEPTED).
+        Returns False, booking nothing, for an order that is not open or already known here.
+        """
+        coid = order.client_order_id
+        if not order.is_open or coid in self._by_id or coid in self._seen:
+            return False
+        self._seen.add(coid)
+        self._order_seq += 1
+        vid = order.venue_order_id or f"{self.venue}-R{self._order_seq}"
+        w = _Working(order, vid, self._expiry(order, order.ts_created))
+        w.filled = order.filled_qty
+        w.first = False
+        self._by_id[coid] = w
+        self._working.setdefault(order.instrument_id, []).append(w)
+        if order.status is OrderStatus.SUBMITTED:
+            self._update(coid, _ACCEPTED, self._clock.now_ns(), venue_order_id=vid)
+        return True
+
+    def restore_position(self, instrument_id: str, qty: float) -> None:
+        """Set the venue's view of a position after a restart (the journal's ledger holds it)."""
+        self._positions[instrument_id] = qty
+
+    def skip_ids_past(self, order_seq: int, fill_seq: int) -> None:
+        """Continue venue order and fill numbering past a previous run's (fill ids stay unique
+        across restarts, so replaying the journal never mistakes a new fill for a repeat)."""
+        self._order_seq = max(self._order_seq, order_seq)
+        self._fill_seq = max(self._fill_seq, fill_seq)
+
+    # ---------------------------------------------------------------------------------------------
     # Market data in
 
     def on_trade(self, trade: Trade) -> None:
