@@ -6,8 +6,10 @@ Start-up, first start or restart alike (:meth:`EngineCore.start`):
    it, every order's last state, and the client-order-id sequence (so no id is ever reused);
 2. **reconcile**: orders still open in the journal go back to their broker: a live venue client
    (Binance when ``[binance] trading``) adopts them and re-reads balances and orders from the
-   venue; the paper broker keeps its book in memory, so after a restart it has none of them, and
-   they are closed as cancelled (recorded, journaled), as a venue answering "unknown order" would;
+   venue (the venue's truth wins: a fill it reports that the journal lacks is booked once, and
+   every difference is logged and alerted); the paper broker re-books them (it keeps its book in
+   memory, so without this a restart would cancel every working paper order, which no real venue
+   does), and its venue ids, fill ids and positions continue from the journal;
 3. **warm up**: the strategies start without seeing data while their features take the last
    ``[admin] warmup_s`` of stored trades (features only: no broker, marks or exits see them);
 4. :meth:`enable_trading` lets the strategies see market data.
@@ -165,16 +167,15 @@ class EngineCore:
                 client.adopt(order)  # the venue knows it: its state comes back in reconcile
             else:
                 paper_open.append(order)
-        cancelled = self._reconcile_paper(paper_open)
+        rebooked, cancelled = self._reconcile_paper(paper_open, state.fills)
         venues: dict[str, Any] = {}
         for client in self.live_clients:
-            await client.start()
-            venues[client.venue] = await client.reconcile()
-            log.info("reconciled with the venue", venue=client.venue, **venues[client.venue])
+            venues[client.venue] = await self._reconcile_venue(client)
         self.restored = {
             "orders": len(state.orders),
             "fills": len(state.fills),
             "open_orders_found": open_before,
+            "rebooked_at_paper": rebooked,
             "closed_on_reconcile": cancelled,
             "last_seq": state.last_seq,
             "torn_tail_bytes_repaired": self.journal.recovered.truncated_bytes,
@@ -217,11 +218,36 @@ class EngineCore:
         log.info("features warmed up from stored trades", trades=n, window_s=window)
         return n
 
-    def _reconcile_paper(self, open_orders: list[Order]) -> int:
-        """Close journaled open orders that the (in-memory) paper broker cannot know any more."""
+    def _reconcile_paper(self, open_orders: list[Order], fills: list[Fill]) -> tuple[int, int]:
+        """Give journaled open orders back to the paper broker, as a venue would still hold them.
+
+        Its fill and venue-order numbering continues past the journal's (fill ids stay unique
+        across runs) and it learns the restored positions. An order it cannot take (no paper
+        broker, or already known) is closed as cancelled. Returns (re-booked, cancelled).
+        """
+        paper = self.engine.paper
         now = self.daemon.clock.now_ns()
-        n = 0
+        rebooked = cancelled = 0
+        if paper is not None:
+            prefix = f"{paper.venue}-"
+            order_seq = fill_seq = 0
+            for f in fills:
+                if f.fill_id.startswith(prefix + "F"):
+                    fill_seq = max(fill_seq, _trailing_int(f.fill_id))
+                if f.venue_order_id.startswith(prefix):
+                    order_seq = max(order_seq, _trailing_int(f.venue_order_id))
+            for o in open_orders:
+                if o.venue_order_id.startswith(prefix):
+                    order_seq = max(order_seq, _trailing_int(o.venue_order_id))
+            paper.skip_ids_past(order_seq, fill_seq)
+            for pos in self.engine.portfolio.positions():
+                paper.restore_position(pos.instrument_id, pos.qty)
         for order in open_orders:
+            if paper is not None and paper.adopt(order):
+                rebooked += 1
+                log.info("paper order re-booked after restart", client_order_id=order.client_order_id,
+                         status=order.status.value, filled_qty=order.filled_qty)
+                continue
             self.engine.manager.on_order_update(
                 OrderUpdate(
                     client_order_id=order.client_order_id,
@@ -230,8 +256,69 @@ class EngineCore:
                     reason="not at the paper broker after a restart",
                 )
             )
-            n += 1
-        return n
+            cancelled += 1
+        return rebooked, cancelled
+
+    async def _reconcile_venue(self, client: Any) -> dict[str, Any]:
+        """Start a live venue client and reconcile with it; the venue's truth wins.
+
+        Fills the venue reports that the journal lacks (they happened while omnid was down) are
+        booked once, through the order manager, by the client's reconcile; each is logged and
+        alerted here. Then each restored position's base-asset balance at the venue is compared
+        with it, and every difference is logged and alerted (the venue's number is the one to
+        trust; the ledger only holds what omnid booked).
+        """
+        booked: list[Fill] = []
+
+        def collect(fill: Fill, _order: Order | None) -> None:
+            booked.append(fill)
+
+        manager = self.engine.manager
+        manager.fill_listeners.append(collect)
+        try:
+            await client.start()  # subscribes the user stream, which reconciles once
+            summary: dict[str, Any] = dict(await client.reconcile())
+        finally:
+            manager.fill_listeners.remove(collect)
+        for f in booked:
+            text = (f"{client.venue}: fill {f.fill_id} of {f.client_order_id} ({f.side.value} {f.qty:g} "
+                    f"{f.instrument_id} @ {f.price:g}) happened while omnid was down; booked at reconcile")
+            log.warning("reconcile difference", venue=client.venue, kind="missed_fill", fill_id=f.fill_id,
+                        client_order_id=f.client_order_id, qty=f.qty, price=f.price)
+            self.daemon.alerts.emit("reconcile", text, venue=client.venue, client_order_id=f.client_order_id)
+        diffs = self._position_differences(client)
+        for d in diffs:
+            log.warning("reconcile difference", venue=client.venue, kind="position", **d)
+            self.daemon.alerts.emit(
+                "reconcile",
+                f"{client.venue}: {d['instrument_id']} venue holds {d['venue_qty']:g} {d['asset']}, "
+                f"the journal says {d['journal_qty']:g}",
+                venue=client.venue, instrument_id=d["instrument_id"],
+            )
+        summary["fills_booked"] = len(booked)
+        summary["position_differences"] = len(diffs)
+        log.info("reconciled with the venue", venue=client.venue, **summary)
+        return summary
+
+    def _position_differences(self, client: Any) -> list[dict[str, Any]]:
+        """Restored positions whose base asset the venue holds in a different quantity."""
+        balance = getattr(client, "balance", None)
+        if balance is None:
+            return []
+        suffix = f".{client.venue}"
+        out: list[dict[str, Any]] = []
+        for pos in self.engine.portfolio.positions():
+            if not pos.instrument_id.endswith(suffix):
+                continue
+            inst = self.engine.instruments.get(pos.instrument_id)
+            asset = inst.base_currency if inst is not None else ""
+            if not asset:
+                continue
+            venue_qty = float(balance(asset))
+            if abs(venue_qty - pos.qty) > 1e-9 * max(1.0, abs(pos.qty)):
+                out.append({"instrument_id": pos.instrument_id, "asset": asset,
+                            "venue_qty": venue_qty, "journal_qty": pos.qty})
+        return out
 
     def enable_trading(self) -> None:
         self.engine.enable_trading()
@@ -450,6 +537,12 @@ class EngineCore:
             "closed": True,
         }
         log.info("storage flushed", **self._final_storage)
+
+
+def _trailing_int(text: str) -> int:
+    """The number an id ends with (``PAPER-F42`` → 42), 0 when it ends otherwise."""
+    digits = len(text) - len(text.rstrip("0123456789"))
+    return int(text[-digits:]) if digits else 0
 
 
 def engine_core_factory(daemon: Daemon) -> EngineCore:
