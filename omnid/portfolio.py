@@ -292,12 +292,15 @@ class Portfolio:
         now = self._now_ns()
         if now >= self._day_end:
             self._roll_day(now)
-        self._mv += book.qm * (price - book.last)
+        qm = book.qm
+        if qm:  # a flat book's mark moves neither the market value nor equity (most ticks)
+            mv = self._mv + qm * (price - book.last)
+            self._mv = mv
+            eq = self._cash_f + mv
+            if eq > self._peak:  # noqa: PLR1730 - a compare is cheaper than a max() call per tick
+                self._peak = eq
         book.last = price
         book.pos.last_price = price
-        eq = self._cash_f + self._mv
-        if eq > self._peak:  # noqa: PLR1730 - a compare is cheaper than a max() call per tick
-            self._peak = eq
 
     def _revalue(self) -> None:
         self._cash_f = cash = float(self._cash)
