@@ -160,6 +160,7 @@ class BinanceBroker:
         self._query_delays = query_delays[: max(cfg.status_query_attempts, 1)]
         self._events: ExecutionEvents | None = None
         self._orders: dict[str, _Tracked] = {}
+        self._adopted: set[str] = set()  # from the journal: no submit of this run will resolve them
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -183,6 +184,7 @@ class BinanceBroker:
         if order.status is not OrderStatus.NEW:
             tr.status = order.status
         self._orders[order.client_order_id] = tr
+        self._adopted.add(order.client_order_id)
 
     def submit(self, order: Order) -> None:
         cid = order.client_order_id
@@ -532,6 +534,11 @@ class BinanceBroker:
             try:
                 self._apply_order(tr, await self.rest.query_order(tr.symbol, cid), book_fills=True)
             except RejectedError:
+                if cid in self._adopted and tr.status is OrderStatus.SUBMITTED:
+                    # Journaled before a crash but maybe never sent: no submit of ours is pending
+                    # to resolve it, so ask again a few times, then close it (never resend it).
+                    self._adopted.discard(cid)
+                    self._spawn(self._resolve(tr))
                 continue  # not at the venue (yet); a pending submit resolves it
         return {"open": len(open_orders), "queried": queried, "balances": len(self.balances)}
 

@@ -28,6 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import omnid.clock
 import pytest
 import structlog
@@ -35,9 +36,9 @@ from omnid.config import load_config
 from omnid.daemon import Daemon
 from omnid.model import Fill, Order, OrderIntent, OrderStatus, OrderType, Side
 from omnid.ops.engine_core import EngineCore, engine_core_factory
-from omnid.storage.journal import read_journal
+from omnid.storage.journal import Journal, read_journal
 
-from tests.peers.binance_peer import API_KEY, SECRET, BinancePeer
+from tests.peers.binance_peer import API_KEY, SECRET, BinancePeer, PeerOrder
 from tests.venues.binance.conftest import until
 from tests.venues.binance.test_daemon_e2e import write_config
 
@@ -180,3 +181,59 @@ async def three_runs(peer: BinancePeer, config: Path, monkeypatch: pytest.Monkey
         assert core.engine.manager.open_orders() == []
 
     return a, b, c, d
+
+
+async def test_orders_in_flight_at_a_crash_are_resolved_by_query_never_resent(
+    peer: BinancePeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash between the journal append and the send leaves an order SUBMITTED that the venue
+    may or may not have: after restart it is queried by client order id, never resent. One the
+    venue has (its POST got out before the kill) is adopted as ACCEPTED and fills once; one it
+    never saw is closed as REJECTED after the configured queries."""
+    monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("OMNID__STRATEGIES", "[]")
+    monkeypatch.setenv("OMNID__BINANCE__STATUS_QUERY_ATTEMPTS", "3")
+    config = write_config(tmp_path, peer)
+    async with running(config, monkeypatch) as (_, core):
+        await peer.trade("BTCUSDT", "50000.00", "0.01000")
+        a = buy(core, 0.001)
+        await until(lambda: a.client_order_id in peer.orders, 10)
+        peer.fill(a.client_order_id, "0.001", "50000.00")
+        await until(lambda: a.status is OrderStatus.FILLED, 10)
+    assert peer.order_posts == 1
+
+    # What SIGKILL right after ``journal.append(order)`` leaves: the order journaled SUBMITTED.
+    session = a.client_order_id.split("-")[0]
+    lost, sent = (
+        msgspec.structs.replace(a, client_order_id=f"{session}-manual-{n}", status=OrderStatus.SUBMITTED,
+                                filled_qty=0.0, avg_fill_price=0.0, venue_order_id="",
+                                order_type=OrderType.LIMIT, limit_price=49000.0)
+        for n in (2, 3)
+    )
+    journal = Journal(tmp_path / "var" / "journal.wal")
+    journal.append(lost)
+    journal.append(sent)
+    journal.close()
+    now = peer.now_ms()  # the second one's POST reached the venue before the kill
+    peer.orders[sent.client_order_id] = PeerOrder(
+        "BTCUSDT", 9001, sent.client_order_id, "BUY", "LIMIT", "GTC", Decimal("49000.00"), Decimal(0),
+        Decimal("0.00100"), time_ms=now, update_ms=now)
+
+    async with running(config, monkeypatch) as (_, core):
+        manager = core.engine.manager
+        got_lost, got_sent = manager.get(lost.client_order_id), manager.get(sent.client_order_id)
+        assert got_lost is not None and got_sent is not None
+        await until(lambda: got_lost.status is OrderStatus.REJECTED, 10)
+        assert got_sent.status is OrderStatus.ACCEPTED
+        assert [o.client_order_id for o in manager.open_orders()] == [sent.client_order_id]
+        peer.fill(sent.client_order_id, "0.001", "49000.00")
+        await until(lambda: got_sent.status is OrderStatus.FILLED, 10)
+        nxt = buy(core, 0.001)
+        assert int(nxt.client_order_id.rsplit("-", 1)[1]) == 4  # the sequence continued
+        await until(lambda: nxt.client_order_id in peer.orders, 10)
+    assert peer.order_posts == 2  # a's and nxt's: nothing from the journal was sent again
+    per_order: dict[str, float] = {}
+    for f in journal_fills(tmp_path / "var"):
+        per_order[f.client_order_id] = per_order.get(f.client_order_id, 0.0) + f.qty
+    assert per_order == {a.client_order_id: 0.001, sent.client_order_id: 0.001}
