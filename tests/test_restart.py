@@ -1,25 +1,34 @@
 """Crash test on the real daemon: SIGKILL at random points during paper trading, then restart.
 
-The daemon runs as a subprocess on the embedded default plus two fast strategies (an SMA cross
-sending market orders, and :mod:`tests.restart_strategy` keeping limit orders working). Each round
-kills it with SIGKILL after a random time, restarts it and checks, against an independent replay
-of the journal file written here (plain arithmetic over the records, not omnid's replay):
+Paper: the daemon runs as a subprocess on the embedded default plus two fast strategies (an SMA
+cross sending market orders, and :mod:`tests.restart_strategy` keeping limit orders working). Each
+round kills it with SIGKILL after a random time, restarts it and checks, against an independent
+replay of the journal file written here (plain arithmetic over the records, not omnid's replay):
 
 - every order the journal had working at the kill was re-booked by the paper broker (none closed);
 - the daemon's positions, cash and open orders equal the replay's (read while the journal does
   not change, so both describe the same moment);
 - no client order id was ever submitted twice: each appears in exactly one journaled ``Order``
   record (the manager journals an order once, before the broker sees it), across every restart.
+
+Binance: the same on the local Binance peer, whose market goes on trading and filling omnid's
+orders while omnid is down; after each restart the daemon's position and open orders must equal
+the venue's (the sum of its executed quantities, its working orders), the balance check finds no
+difference, the journal replay agrees, and the peer got one ``POST /api/v3/order`` per
+newClientOrderId. ``OMNID_SLOW=1`` runs more rounds; ``OMNID_SEED`` fixes the random points.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
 import signal
 import time
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from omnid.config import load_config
 from omnid.model import Fill, Order, OrderStatus
@@ -163,3 +172,148 @@ def test_sigkill_at_random_points_restores_positions_cash_and_open_orders(tmp_pa
         if pid_file.exists():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+
+
+BINANCE_CONFIG = """
+[[instruments]]
+symbol = "BTCUSDT"
+venue = "BINANCE"
+quote_currency = "USDT"
+base_currency = "BTC"
+tick_size = 0.01
+lot_size = 0.00001
+min_qty = 0.00001
+min_notional = 5.0
+
+[sim_market]
+enabled = false
+
+[admin]
+cancel_orders_on_stop = false
+
+[[strategies]]
+name = "mom"
+kind = "momentum"
+instruments = ["BTCUSDT.BINANCE"]
+params = {{ qty = 0.001 }}
+
+[[strategies]]
+name = "resting"
+kind = "tests.restart_strategy:RestingLimits"
+instruments = ["BTCUSDT.BINANCE"]
+
+[binance]
+enabled = true
+trading = true
+rest_url = "{rest}"
+ws_url = "{ws}"
+ws_api_url = "{api}"
+symbols = ["BTCUSDT"]
+streams = ["trade"]
+reconnect_initial_s = 0.05
+status_query_attempts = 3
+"""
+
+
+class VenueMarket:
+    """The market behind the Binance peer: a random walk of trades, and a matcher that fills the
+    peer's working orders against it (partly, at times) whether or not omnid is up."""
+
+    def __init__(self, peer: Any, rng: random.Random) -> None:
+        self.peer = peer
+        self.rng = rng
+        self.price = Decimal("50000.00")
+        self.running = True
+        self.held = Decimal(0)  # the account's BTC, as the venue books it
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(0.02)
+            if not self.running:
+                continue
+            step = Decimal(self.rng.choice((-3, -1, 1, 2, 3, -2))) * Decimal("2.50")
+            self.price = max(self.price + step, Decimal("40000.00"))
+            await self.peer.trade("BTCUSDT", str(self.price), "0.01000", buyer_maker=step < 0)
+            self.match()
+
+    def match(self) -> None:
+        for cid, o in list(self.peer.orders.items()):
+            if o.status not in ("NEW", "PARTIALLY_FILLED") or self.rng.random() < 0.5:
+                continue
+            buy = o.side == "BUY"
+            if o.type == "LIMIT" and (self.price > o.price if buy else self.price < o.price):
+                continue
+            left = o.qty - o.executed
+            qty = left if left <= Decimal("0.00001") or self.rng.random() < 0.7 else (
+                left / 2).quantize(Decimal("0.00001"))
+            px = self.price if o.type == "MARKET" else o.price
+            self.peer.fill(cid, str(qty), str(px))
+            self.held += qty if buy else -qty
+            self.peer.balances["BTC"] = (self.held, Decimal(0))
+
+    def positions(self) -> float:
+        return float(sum((o.executed if o.side == "BUY" else -o.executed) for o in self.peer.orders.values()))
+
+    def open_orders(self) -> set[str]:
+        return {c for c, o in self.peer.orders.items() if o.status in ("NEW", "PARTIALLY_FILLED")}
+
+
+async def test_sigkill_on_the_binance_peer_venue_truth_wins_and_nothing_is_sent_twice(tmp_path: Path) -> None:
+    """Kill -9 at random points while trading on the Binance peer, with fills going on at the
+    venue while omnid is down; after each restart the daemon's position and open orders equal the
+    venue's and the journal's, and the peer received each newClientOrderId exactly once."""
+    from tests.peers.binance_peer import API_KEY, SECRET, BinancePeer
+
+    rng = random.Random(int(os.environ.get("OMNID_SEED", "0")) or None)
+    rounds = 8 if SLOW else 3
+    peer = BinancePeer()
+    await peer.start()
+    peer.balances["BTC"] = (Decimal(0), Decimal(0))
+    market = VenueMarket(peer, rng)
+    market_task = asyncio.create_task(market.run())
+    data_dir = tmp_path / "var"
+    config = tmp_path / "omnid.toml"
+    config.write_text(BINANCE_CONFIG.format(rest=peer.rest_url, ws=peer.ws_url, api=peer.ws_api_url))
+    env = _env(data_dir, BINANCE_API_KEY=API_KEY, BINANCE_API_SECRET=SECRET)
+    journal = data_dir / "journal.wal"
+    iid = "BTCUSDT.BINANCE"
+
+    async def daemon_matches_venue() -> tuple[float, set[str]]:
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            pos, _cash, opened = await asyncio.to_thread(_daemon_state, env)
+            if abs(pos.get(iid, 0.0) - market.positions()) <= 1e-9 and opened == market.open_orders():
+                return pos.get(iid, 0.0), opened
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"daemon {pos}, {sorted(opened)} != venue {market.positions()}, "
+                                     f"{sorted(market.open_orders())}")
+            await asyncio.sleep(0.1)
+
+    try:
+        r = await asyncio.to_thread(cli, env, "start", config=config)
+        assert r.returncode == 0, r.stdout + r.stderr
+        for n in range(rounds):
+            await asyncio.sleep(rng.uniform(1.0, 3.0))  # trading at a random point
+            await asyncio.to_thread(_kill, env, data_dir)
+            await asyncio.sleep(rng.uniform(0.0, 0.5))  # the venue goes on filling while omnid is down
+            r = await asyncio.to_thread(cli, env, "start", config=config)
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert (await asyncio.to_thread(ask, env, "pause")).ok
+            market.running = False  # the venue stands still while we compare
+            await daemon_matches_venue()
+            st = (await asyncio.to_thread(ask, env, "status")).data
+            assert st["restored"]["venues"]["BINANCE"]["position_differences"] == 0, st["restored"]
+            rep = await asyncio.to_thread(_check_against_journal, env, journal, {})
+            assert all(k == 1 for k in rep.order_records.values())
+            assert peer.order_posts == len(peer.orders), f"round {n}: a client order id was sent twice"
+            market.running = True
+            assert (await asyncio.to_thread(ask, env, "resume")).ok
+        assert len(peer.orders) >= 3 and any(o.executed for o in peer.orders.values()), "hardly traded"
+        assert (await asyncio.to_thread(cli, env, "stop", config=config)).returncode == 0
+    finally:
+        market_task.cancel()
+        pid_file = data_dir / "omnid.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        await peer.stop()
