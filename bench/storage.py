@@ -40,6 +40,7 @@ from omnid.storage.flusher import Flusher
 from omnid.storage.lagprobe import LoopLagProbe
 from omnid.storage.recorder import BatchRecorder
 from omnid.storage.sinks.base import Batch, Sink
+from omnid.storage.sinks.pg_process import PostgresProcessSink
 from omnid.storage.sinks.postgres import PostgresSink
 from omnid.storage.sinks.sqlite import SqliteSink
 
@@ -71,6 +72,8 @@ async def through_flusher(
     prefix = f"bench{uuid.uuid4().hex[:8]}_"
     sinks: dict[str, Sink] = {}
     if kind == "postgres":
+        sinks[kind] = PostgresProcessSink(PG, schema_prefix=prefix)
+    elif kind == "postgres-loop":
         sinks[kind] = PostgresSink(PG, schema_prefix=prefix, catalog=cat)
     elif kind == "sqlite":
         sinks[kind] = SqliteSink(tmp / f"{prefix}.sqlite")
@@ -94,7 +97,7 @@ async def through_flusher(
     await probe.stop()
     written = fl.workers[kind].rows_written if sinks else len(trades)
     await fl.stop()
-    if kind == "postgres":
+    if kind.startswith("postgres"):
         await drop_schemas(prefix)
     assert written == len(trades), (written, len(trades))
     return len(trades) / elapsed, probe.max_lag_s, probe.percentile(0.999), probe.max_cpu_lag_s

@@ -39,6 +39,9 @@ class PostgresConfig(Section):
     timeout_s: float = 10.0
     #: Day partitions of tick tables to create ahead of the data.
     partitions_ahead_days: int = 2
+    #: "process": a writer process encodes and COPYs, the loop only sends it rows (less loop time
+    #: per row); "loop": asyncpg on the daemon's own loop, rows streamed in slices.
+    writer: Literal["process", "loop"] = "process"
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:

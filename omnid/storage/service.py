@@ -37,6 +37,14 @@ def build_sinks(cfg: StorageConfig, data_dir: Path, *, catalog: Catalog | None =
 
             sinks[name] = SqliteSink(resolve_path(data_dir, cfg.sqlite.path), slice_s=slice_s,
                                      synchronous=cfg.sqlite.synchronous)
+        elif name == "postgres" and cfg.postgres.writer == "process":
+            from omnid.storage.sinks.pg_process import PostgresProcessSink
+
+            pg = cfg.postgres
+            sinks[name] = PostgresProcessSink(pg.dsn, schema_prefix=pg.schema_prefix,
+                                              migrate_on_start=pg.migrate_on_start, timeout_s=pg.timeout_s,
+                                              partitions_ahead_days=pg.partitions_ahead_days,
+                                              slice_s=slice_s)
         elif name == "postgres":
             from omnid.storage.sinks.postgres import PostgresSink
 

@@ -212,10 +212,17 @@ class PostgresSink:
             for r in chunk:
                 yield r
 
+    def _records(self, batch: Batch) -> Any:
+        """What COPY reads: a built batch as it is when no loop needs protecting (``slice_s`` 0:
+        the writer process), else rows streamed a slice at a time."""
+        if batch.built and self.slice_s <= 0:
+            return batch.items
+        return self._stream(batch)
+
     async def _copy(self, conn: asyncpg.Connection, spec: TableSpec, batch: Batch) -> None:
         await conn.copy_records_to_table(
             spec.name, schema_name=pg_schema(self.prefix, spec.group), columns=spec.column_names,
-            records=self._stream(batch), timeout=self.timeout_s,
+            records=self._records(batch), timeout=self.timeout_s,
         )
 
     async def _upsert(self, i: int, conn: asyncpg.Connection, spec: TableSpec, batch: Batch) -> None:
@@ -231,7 +238,7 @@ class PostgresSink:
                     )
                     staging.add(stg)
                 await conn.copy_records_to_table(stg, columns=spec.column_names,
-                                                 records=self._stream(batch), timeout=self.timeout_s)
+                                                 records=self._records(batch), timeout=self.timeout_s)
                 await conn.execute(
                     f"INSERT INTO {self.qualified(spec)} ({cols}) "
                     f'SELECT {cols} FROM "{stg}" ON CONFLICT DO NOTHING'
@@ -265,6 +272,24 @@ class PostgresSink:
             for r in results:
                 if isinstance(r, BaseException):
                     raise r
+        except _DOWN as exc:
+            await self._drop()
+            raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
+        except asyncpg.PostgresError as exc:
+            raise StorageError(f"postgres: {spec.full_name}: {exc}", table=spec.full_name) from exc
+        except (ValueError, TypeError, OverflowError) as exc:  # a row asyncpg cannot encode
+            raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}", table=spec.full_name) from exc
+
+    async def write_on(self, i: int, batch: Batch) -> None:
+        """Write all of ``batch`` on connection ``i`` in one transaction, errors mapped as by
+        :meth:`write`: the writer process runs one such part per connection at a time."""
+        spec = batch.spec
+        try:
+            conn = await self._connect(i)
+            if spec.full_name not in self._ready:
+                async with self._ddl_lock:
+                    await self._ensure_table(conn, spec)
+            await self._write_on(i, conn, batch)
         except _DOWN as exc:
             await self._drop()
             raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
