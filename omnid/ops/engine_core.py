@@ -159,6 +159,9 @@ class EngineCore:
             self.engine.gate.exits.adopt(pos, strategy_id=owners.get(pos.instrument_id, "risk"))
             adopted += 1
         open_before = self.engine.manager.resume(state.orders.values(), last_seq=state.last_seq)
+        for order in state.open_orders:
+            # The gate counts them as in flight again (exposure, duplicate guard), as before the stop.
+            self.engine.gate.on_order_open(order)
         live = {c.venue: c for c in self.live_clients}
         paper_open: list[Order] = []
         for order in state.open_orders:

@@ -165,6 +165,8 @@ async def three_runs(peer: BinancePeer, config: Path, monkeypatch: pytest.Monkey
         b2 = manager.get(b.client_order_id)
         assert b2 is not None and b2.status is OrderStatus.ACCEPTED
         assert [o.client_order_id for o in manager.open_orders()] == [b.client_order_id]
+        # The risk gate counts the adopted order as in flight again (duplicate guard, exposure).
+        assert core.engine.gate.duplicate.open.get(("manual", IID, Side.BUY, b.action)) == 1
         peer.fill(b.client_order_id, "0.001", "49000.00")  # the adopted order fills after restart
         await until(lambda: b2.status is OrderStatus.FILLED, 10)
         assert abs(core.engine.portfolio.position(IID).qty - 0.004) < 1e-12  # type: ignore[union-attr]
