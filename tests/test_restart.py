@@ -225,6 +225,7 @@ class VenueMarket:
         self.price = Decimal("50000.00")
         self.running = True
         self.held = Decimal(0)  # the account's BTC, as the venue books it
+        self.filled: list[str] = []  # client order ids, one per fill made
 
     async def run(self) -> None:
         while True:
@@ -248,6 +249,7 @@ class VenueMarket:
                 left / 2).quantize(Decimal("0.00001"))
             px = self.price if o.type == "MARKET" else o.price
             self.peer.fill(cid, str(qty), str(px))
+            self.filled.append(cid)
             self.held += qty if buy else -qty
             self.peer.balances["BTC"] = (self.held, Decimal(0))
 
@@ -277,6 +279,7 @@ async def test_sigkill_on_the_binance_peer_venue_truth_wins_and_nothing_is_sent_
     env = _env(data_dir, BINANCE_API_KEY=API_KEY, BINANCE_API_SECRET=SECRET)
     journal = data_dir / "journal.wal"
     iid = "BTCUSDT.BINANCE"
+    booked_at_reconcile = 0
 
     async def daemon_matches_venue() -> tuple[float, set[str]]:
         deadline = asyncio.get_running_loop().time() + 20
@@ -295,20 +298,28 @@ async def test_sigkill_on_the_binance_peer_venue_truth_wins_and_nothing_is_sent_
         for n in range(rounds):
             await asyncio.sleep(rng.uniform(1.0, 3.0))  # trading at a random point
             await asyncio.to_thread(_kill, env, data_dir)
-            await asyncio.sleep(rng.uniform(0.0, 0.5))  # the venue goes on filling while omnid is down
+            mark = len(market.filled)
+            await asyncio.sleep(rng.uniform(0.2, 1.0))  # the venue goes on filling while omnid is down
+            market.running = False  # then stands still until we have compared
+            filled_while_down = set(market.filled[mark:])
             r = await asyncio.to_thread(cli, env, "start", config=config)
             assert r.returncode == 0, r.stdout + r.stderr
             assert (await asyncio.to_thread(ask, env, "pause")).ok
-            market.running = False  # the venue stands still while we compare
             await daemon_matches_venue()
             st = (await asyncio.to_thread(ask, env, "status")).data
-            assert st["restored"]["venues"]["BINANCE"]["position_differences"] == 0, st["restored"]
+            venue = st["restored"]["venues"]["BINANCE"]
+            assert venue["position_differences"] == 0, st["restored"]
+            # Each order filled while down is booked at reconcile (once: its cumulative quantity).
+            assert venue["fills_booked"] >= len(filled_while_down), (venue, filled_while_down)
+            booked_at_reconcile += venue["fills_booked"]
             rep = await asyncio.to_thread(_check_against_journal, env, journal, {})
             assert all(k == 1 for k in rep.order_records.values())
             assert peer.order_posts == len(peer.orders), f"round {n}: a client order id was sent twice"
             market.running = True
             assert (await asyncio.to_thread(ask, env, "resume")).ok
         assert len(peer.orders) >= 3 and any(o.executed for o in peer.orders.values()), "hardly traded"
+        assert booked_at_reconcile == sum(
+            e["event"] == "reconcile difference" and e.get("kind") == "missed_fill" for e in log_events(data_dir))
         assert (await asyncio.to_thread(cli, env, "stop", config=config)).returncode == 0
     finally:
         market_task.cancel()
