@@ -45,6 +45,8 @@ log = logging.getLogger("omnid.storage")
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 
+#: Parts that may wait for a free connection while the next one is being received.
+WAITING_PARTS = 2
 #: Replies between full garbage collections.
 GC_EVERY = 16
 
@@ -79,6 +81,9 @@ class Writer:
         self.free: asyncio.Queue[int] = asyncio.Queue()
         for i in range(sink.connections):
             self.free.put_nowait(i)
+        #: Parts received but not yet written: one per connection plus some waiting, so the next
+        #: part is read while every connection is busy (and memory stays bounded).
+        self.slots = asyncio.Semaphore(sink.connections + WAITING_PARTS)
         self.tasks: set[asyncio.Task[None]] = set()
         self.replies = 0
 
@@ -110,11 +115,15 @@ class Writer:
             return ["error", "bad", repr(exc), *tail]
         return ["ok", self.sink.copies, self.sink.upserts, *tail]
 
-    async def _part(self, i: int, batch: Batch, seq: int) -> None:
+    async def _part(self, batch: Batch, seq: int) -> None:
         try:
-            self.reply(await self.guarded("write", self.sink.write_on(i, batch), [seq]))
+            i = await self.free.get()
+            try:
+                self.reply(await self.guarded("write", self.sink.write_on(i, batch), [seq]))
+            finally:
+                self.free.put_nowait(i)
         finally:
-            self.free.put_nowait(i)
+            self.slots.release()
 
     async def handle(self, msg: list[Any]) -> None:
         op = msg[0]
@@ -125,8 +134,8 @@ class Writer:
         elif op == "write":  # ["write", spec, replay, seq]: runs while the next part arrives
             rows, self.rows = self.rows, []
             batch = Batch(self.spec(msg[1]), rows, built=True, replay=bool(msg[2]))
-            i = await self.free.get()
-            task = asyncio.get_running_loop().create_task(self._part(i, batch, msg[3]))
+            await self.slots.acquire()  # bounded: parts copying plus one or two waiting
+            task = asyncio.get_running_loop().create_task(self._part(batch, msg[3]))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
         elif op == "start":
