@@ -5,6 +5,12 @@ On a busy machine part of a stall is the OS running another process instead of t
 code in the loop can prevent. So each sample also records the loop thread's own CPU time over the
 same span: ``min(lateness, cpu time)`` is the part of the stall that code on the loop spent
 running (``max_cpu_lag_s``), preemption excluded.
+
+uvloop keeps timers in whole milliseconds: a sleep under 1 ms fires at once, so a shorter interval
+makes the probe spin the loop thread and subtracts an interval that was never waited. So an
+interval is at least 1 ms, and then a stall reads up to 1 ms short or (for the time spent running)
+long. ``interval_s=0`` instead wakes on every loop turn: each sample is then exactly one turn
+(precise), but the loop thread never idles, which takes CPU from whatever else is measured.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ import time
 
 
 class LoopLagProbe:
-    def __init__(self, interval_s: float = 0.0005) -> None:
-        self.interval_s = interval_s
+    def __init__(self, interval_s: float = 0.001) -> None:
+        self.interval_s = max(0.001, interval_s) if interval_s > 0 else 0.0
         self.max_lag_s = 0.0
         self.max_cpu_lag_s = 0.0
         self.samples = 0
