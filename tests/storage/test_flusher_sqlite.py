@@ -135,6 +135,28 @@ async def test_recorder_bounds_memory() -> None:
     assert sum(len(items) for _, items in taken) == 100 and rec.pending == 0
 
 
+async def test_take_hands_over_lists_and_keeps_snapshots() -> None:
+    """take() hands over the buffers themselves; later records go to fresh lists, and a mutable
+    record is still copied on the way in, so a later change cannot rewrite an earlier row."""
+    rec = BatchRecorder(Catalog())
+    order = Order(client_order_id="c1", instrument_id="X.SIM", strategy_id="s", side=Side.BUY, qty=1.0,
+                  ts_created=T0, ts_last=T0)
+    ts = trades(3)
+    rec.record(ts[0])
+    rec.record(order)
+    first = dict((spec.full_name, items) for spec, items in rec.take())
+    order.status = OrderStatus.ACCEPTED
+    rec.record(order)
+    rec.record(ts[1])
+    rec.record(ts[2])
+    second = dict((spec.full_name, items) for spec, items in rec.take())
+    assert first["md.trades"] == [ts[0]] and second["md.trades"] == ts[1:]
+    assert first["md.trades"] is not second["md.trades"]
+    assert [o.status for o in first["exec.orders"] + second["exec.orders"]] == [
+        OrderStatus.NEW, OrderStatus.ACCEPTED]
+    assert rec.take() == [] and rec.recorded == 5
+
+
 class Weird(msgspec.Struct):
     x: object
     ts_event: int = 0
