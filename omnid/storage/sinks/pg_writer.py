@@ -1,9 +1,9 @@
 """The PostgreSQL writer process: ``python -m omnid.storage.sinks.pg_writer``, its options (DSN
 included) as JSON in the environment variable ``OMNID_PG_WRITER`` (not argv: others can read that).
 
-asyncpg encodes COPY rows in Cython while holding the GIL, and feeding it rows from an async
-generator (so the daemon's loop gets a turn) costs more than the encoding itself: on the loop that
-capped the flusher at ~350k rows/s with 4 ms of our code between loop turns. This process runs an
+asyncpg encodes COPY rows in Cython while holding the GIL, fed row by row from an async generator
+so that the daemon's loop gets a turn: on the loop that held it for up to 3-4 ms at a time
+(``bench/storage.py``). This process runs an
 ordinary :class:`omnid.storage.sinks.postgres.PostgresSink` on its own event loop instead (the same
 COPY, day partitions, idempotent staging path and error mapping), and the daemon only sends it
 built rows, msgpack-framed (:mod:`omnid.storage.framing`), over its stdin:
