@@ -514,6 +514,125 @@ class Portfolio:
         self._day_start = self._peak
         self._day_end = next_local_time(self._clock.now_ns(), _MIDNIGHT, self.timezone)
 
+    # ---------------------------------------------------------------------------------------------
+    # Adjustments that are not trades (the venue's truth at reconcile)
+    #
+    # Accounting choice: an adjustment is capital moved in kind, not a trade. Quantity that comes
+    # in enters the open cost at the reference price; quantity that goes out leaves at its share
+    # of the book cost (average cost, the same rounding as a partial close), so nothing is
+    # realised. Cash does not move; the initial cash (capital in) moves by the change in open
+    # cost, so ``cash == initial + realised - commissions - open cost`` still holds exactly, and
+    # ``equity - initial == realised + unrealised - commissions``. A position that crosses zero
+    # leaves at its whole book cost, then the rest enters at the reference price.
+
+    def adjust_position(
+        self,
+        instrument_id: str,
+        qty: float | Decimal | str,
+        *,
+        price: float | Decimal | str,
+        reason: str,
+        ts: int,
+    ) -> PositionAdjustment | None:
+        """Set ``instrument_id``'s position to ``qty`` (signed), the difference entering at
+        ``price``; returns the journal record, or None when the position already equals ``qty``.
+
+        Raises :class:`DataError` (and changes nothing) for a quantity or price that is not a
+        finite number, or a price that is not positive when quantity enters.
+        """
+        target = _exact_input(qty, f"{instrument_id} adjustment qty")
+        px = _exact_input(price, f"{instrument_id} adjustment price")
+        book = self._books.get(instrument_id)
+        if book is not None and book.q == target:
+            return None
+        if target == 0 and book is None:
+            return None
+        return self._adjust(instrument_id, target, px, reason, ts)
+
+    def apply_adjustment(self, adj: PositionAdjustment | CashAdjustment) -> None:
+        """Apply a journaled adjustment again (journal replay): the same target, the same price."""
+        if isinstance(adj, CashAdjustment):
+            self._set_cash(_parse_dec(adj.cash_after, "cash adjustment cash_after"), adj.reason, adj.ts_event)
+            return
+        target = _parse_dec(adj.qty_after, f"{adj.instrument_id} adjustment qty_after")
+        px = _parse_dec(adj.price, f"{adj.instrument_id} adjustment price")
+        book = self._books.get(adj.instrument_id)
+        if book is None or book.q != target:
+            self._adjust(adj.instrument_id, target, px, adj.reason, adj.ts_event)
+
+    def adjust_cash(
+        self,
+        cash: float | Decimal | str,
+        *,
+        reason: str,
+        ts: int,
+    ) -> CashAdjustment | None:
+        """Set cash to ``cash`` (the venue's balance of the account currency); the difference is a
+        deposit or withdrawal (initial cash moves with it), never P&L. None when already equal."""
+        target = _exact_input(cash, "cash adjustment")
+        if target == self._cash:
+            return None
+        return self._set_cash(target, reason, ts)
+
+    def _set_cash(self, target: Decimal, reason: str, ts: int) -> CashAdjustment:
+        ex = _EXACT
+        before = self._cash
+        diff = ex.subtract(target, before)
+        self._cash = target
+        self._initial = ex.add(self._initial, diff)
+        self._day_start += float(diff)
+        self._revalue()
+        return CashAdjustment(currency=self.currency, cash_before=str(before), cash_after=str(target),
+                              reason=reason, ts_event=ts)
+
+    def _adjust(
+        self,
+        instrument_id: str,
+        target: Decimal,
+        px: Decimal,
+        reason: str,
+        ts: int,
+    ) -> PositionAdjustment:
+        ex = _EXACT
+        known = self._books.get(instrument_id)
+        old = _ZERO if known is None else known.q
+        shrinks = target == 0 or (old != 0 and (old > 0) == (target > 0) and abs(target) < abs(old))
+        if not shrinks and not px > 0:  # quantity enters: it needs a value
+            raise DataError(
+                f"{instrument_id}: adjustment to {target} needs a positive reference price, got {px}",
+                instrument_id=instrument_id,
+            )
+        book = self._book(instrument_id)
+        cost_before = book.cost
+        if old != 0 and target != 0 and (old > 0) == (target > 0) and ex.abs(target) < ex.abs(old):
+            # Part goes out, at its share of the book cost.
+            removed = _ROUND.multiply(
+                book.cost, _ROUND.divide(ex.subtract(ex.abs(old), ex.abs(target)), ex.abs(old))
+            ).quantize(COST_QUANTUM, context=_ROUND)
+            book.cost = ex.subtract(book.cost, removed)
+        else:
+            if old != 0 and (target == 0 or (old > 0) != (target > 0)):
+                book.cost = _ZERO  # all goes out at book cost (crossing zero: then the rest enters)
+                base = _ZERO
+            else:
+                base = old
+            entering = ex.subtract(target, base)
+            book.cost = ex.add(book.cost, ex.multiply(ex.multiply(entering, px), book.mult))
+            if base == 0 and target != 0:
+                book.pos.ts_opened = ts
+        book.q = target
+        change = ex.subtract(book.cost, cost_before)
+        self._initial = ex.add(self._initial, change)
+        self._day_start += float(change)
+        self._open += int(target != 0) - int(old != 0)
+        if target != 0 and not book.last:
+            book.last = float(px)
+        book.pos.ts_last = ts
+        book.refresh(False)
+        self._revalue()
+        return PositionAdjustment(instrument_id=instrument_id, qty_before=str(old), qty_after=str(target),
+                                  price=str(px), cost_change=str(change), reason=reason, ts_event=ts)
+
 
 def _exact_sum(values: Iterable[Decimal]) -> Decimal:
     total = _ZERO
@@ -525,3 +644,61 @@ def _exact_sum(values: Iterable[Decimal]) -> Decimal:
 def side_of(qty: float) -> Side:
     """The side that opens a position of signed ``qty`` (and closes its opposite)."""
     return Side.BUY if qty > 0 else Side.SELL if qty < 0 else Side.NONE
+
+
+# -------------------------------------------------------------------------------------------------
+# Adjustments that are not trades (the venue's truth at reconcile)
+
+
+class PositionAdjustment(msgspec.Struct, kw_only=True):
+    """A position set to a number that came from outside omnid (a deposit or withdrawal of the
+    asset, a trade made elsewhere), journaled so a restart's replay sets it again.
+
+    Decimals are strings, exactly as booked; ``cost_change`` is what the open cost moved by, and
+    the initial cash (the capital put in) moved by the same amount.
+    """
+
+    instrument_id: str
+    qty_before: str
+    qty_after: str
+    price: str
+    cost_change: str
+    reason: str = ""
+    ts_event: int = 0
+
+    @property
+    def delta(self) -> float:
+        """The quantity that came in (negative: went out), as a float for logs."""
+        return float(Decimal(self.qty_after) - Decimal(self.qty_before))
+
+
+class CashAdjustment(msgspec.Struct, kw_only=True):
+    """Cash set to the venue's balance of the account currency; capital in or out, not P&L."""
+
+    currency: str
+    cash_before: str
+    cash_after: str
+    reason: str = ""
+    ts_event: int = 0
+
+    @property
+    def delta(self) -> float:
+        return float(Decimal(self.cash_after) - Decimal(self.cash_before))
+
+
+def _parse_dec(text: str, what: str) -> Decimal:
+    try:
+        d = Decimal(text)
+    except (InvalidOperation, ValueError, TypeError):
+        raise DataError(f"{what} is not a decimal: {text!r}", field=what) from None
+    if not d.is_finite():
+        raise DataError(f"{what} is not finite: {text!r}", field=what)
+    return d
+
+
+def _exact_input(x: float | Decimal | str, what: str) -> Decimal:
+    if isinstance(x, Decimal | str):
+        return _parse_dec(str(x), what)
+    if not math.isfinite(x):
+        raise DataError(f"{what} must be finite, got {x!r}", field=what)
+    return to_decimal(x)
