@@ -3,7 +3,8 @@
 An append-only local file of framed records (``<u32 length><u32 crc32><payload>``, see
 :mod:`omnid.storage.framing`); a payload is a one-byte type tag then the struct as msgpack. The
 order manager appends the intent, the order (before ``submit``), each acknowledgement or other
-update, and each fill; the portfolio's exact ledger may be appended as a checkpoint.
+update, and each fill; the portfolio's exact ledger may be appended as a checkpoint, and a
+position or cash set to a venue's number at reconcile (``PositionAdjustment``, ``CashAdjustment``).
 
 Each append is one ``write(2)`` on an ``O_APPEND`` descriptor, so once :meth:`Journal.append`
 returns the record survives ``kill -9`` (it is in the page cache). Surviving a power cut needs
@@ -42,7 +43,7 @@ import msgspec
 
 from omnid.errors import FatalError, IllegalTransition, StorageError
 from omnid.model import Fill, Order, OrderIntent
-from omnid.portfolio import LedgerSnapshot, Portfolio
+from omnid.portfolio import CashAdjustment, LedgerSnapshot, Portfolio, PositionAdjustment
 from omnid.ports import OrderUpdate
 from omnid.storage.framing import frame, scan
 
@@ -70,6 +71,8 @@ RECORD_TYPES: dict[int, type[msgspec.Struct]] = {
     4: Fill,
     5: LedgerSnapshot,
     6: SeqMark,
+    7: PositionAdjustment,
+    8: CashAdjustment,
 }
 _TAGS: dict[type[Any], int] = {t: k for k, t in RECORD_TYPES.items()}
 _DECODERS = {k: msgspec.msgpack.Decoder(t) for k, t in RECORD_TYPES.items()}
@@ -250,6 +253,9 @@ class JournalState(msgspec.Struct, kw_only=True):
     fills_after_ledger: list[Fill]
     last_seq: int
     problems: list[str]
+    #: Fills and adjustments (position or cash set to a venue's number) after the last ledger
+    #: checkpoint, in journal order: what :meth:`restore_portfolio` applies.
+    after_ledger: list[Fill | PositionAdjustment | CashAdjustment] = msgspec.field(default_factory=list)
 
     @property
     def open_orders(self) -> list[Order]:
@@ -257,11 +263,14 @@ class JournalState(msgspec.Struct, kw_only=True):
 
     def restore_portfolio(self, portfolio: Portfolio) -> None:
         """Put ``portfolio`` where the journal left it: the last ledger checkpoint, then every fill
-        journaled after it, in order."""
+        and adjustment journaled after it, in order."""
         if self.ledger is not None:
             portfolio.restore(self.ledger)
-        for f in self.fills_after_ledger:
-            portfolio.apply_fill(f)
+        for rec in self.after_ledger:
+            if isinstance(rec, Fill):
+                portfolio.apply_fill(rec)
+            else:
+                portfolio.apply_adjustment(rec)
 
 
 def replay(
@@ -278,6 +287,7 @@ def replay(
     fills: list[Fill] = []
     intents: list[OrderIntent] = []
     after: list[Fill] = []
+    after_all: list[Fill | PositionAdjustment | CashAdjustment] = []
     seen_fills: set[tuple[str, str]] = set()
     ledger: LedgerSnapshot | None = None
     last_seq = 0
@@ -308,6 +318,7 @@ def replay(
             seen_fills.add(key)
             fills.append(rec)
             after.append(rec)
+            after_all.append(rec)
             o = orders.get(rec.client_order_id)
             if o is None:
                 problems.append(f"fill {rec.fill_id} for unknown order {rec.client_order_id}")
@@ -323,7 +334,11 @@ def replay(
         elif t is LedgerSnapshot:
             ledger = rec
             after = []
+            after_all = []
+        elif t is PositionAdjustment or t is CashAdjustment:
+            after_all.append(rec)
         elif t is SeqMark:
             last_seq = max(last_seq, rec.last_seq)
     return JournalState(orders=orders, fills=fills, intents=intents, ledger=ledger,
-                        fills_after_ledger=after, last_seq=last_seq, problems=problems)
+                        fills_after_ledger=after, last_seq=last_seq, problems=problems,
+                        after_ledger=after_all)
