@@ -6,10 +6,12 @@ Start-up, first start or restart alike (:meth:`EngineCore.start`):
    it, every order's last state, and the client-order-id sequence (so no id is ever reused);
 2. **reconcile**: orders still open in the journal go back to their broker: a live venue client
    (Binance when ``[binance] trading``) adopts them and re-reads balances and orders from the
-   venue (the venue's truth wins: a fill it reports that the journal lacks is booked once, and
-   every difference is logged and alerted); the paper broker re-books them (it keeps its book in
-   memory, so without this a restart would cancel every working paper order, which no real venue
-   does), and its venue ids, fill ids and positions continue from the journal;
+   venue (the venue's truth wins: a fill it reports that the journal lacks is booked once, then
+   positions, and cash where the venue reports the account currency, are set to the venue's
+   numbers; every difference is logged, alerted, journaled and recorded); the paper broker
+   re-books them (it keeps its book in memory, so without this a restart would cancel every
+   working paper order, which no real venue does), and its venue ids, fill ids and positions
+   continue from the journal;
 3. **warm up**: the strategies start without seeing data while their features take the last
    ``[admin] warmup_s`` of stored trades (features only: no broker, marks or exits see them);
 4. :meth:`enable_trading` lets the strategies see market data.
@@ -36,6 +38,7 @@ from omnid.engine import Engine, build_engine
 from omnid.errors import ConfigError, OmnidError
 from omnid.execution.events import ExecutionIssue
 from omnid.model import Fill, MarketEvent, Order, OrderStatus, Quote, Trade
+from omnid.portfolio import CashAdjustment
 from omnid.ports import OrderUpdate
 from omnid.risk.events import RiskDenial, RiskHaltEvent
 from omnid.risk.gate import RiskGate
@@ -124,6 +127,7 @@ class EngineCore:
         self._record_market = True
         self._final_storage: dict[str, Any] | None = None
         self.warmed_up = 0
+        self._owners: dict[str, str] = {}  # instrument id -> the strategy that last traded it
 
     def _binance_broker(self) -> Any:
         """The Binance execution client, routed for venue BINANCE (credentials checked here)."""
@@ -153,7 +157,7 @@ class EngineCore:
         state.restore_portfolio(self.engine.portfolio)
         # Restored positions get the configured stop/target levels again, owned by the strategy
         # that last traded them (the ledger keeps positions, not owners).
-        owners = {f.instrument_id: f.strategy_id for f in state.fills}
+        owners = self._owners = {f.instrument_id: f.strategy_id for f in state.fills}
         adopted = 0
         for pos in self.engine.portfolio.positions():
             self.engine.gate.exits.adopt(pos, strategy_id=owners.get(pos.instrument_id, "risk"))
@@ -268,8 +272,11 @@ class EngineCore:
         Fills the venue reports that the journal lacks (they happened while omnid was down) are
         booked once, through the order manager, by the client's reconcile; each is logged and
         alerted here. Then each restored position's base-asset balance at the venue is compared
-        with it, and every difference is logged and alerted (the venue's number is the one to
-        trust; the ledger only holds what omnid booked).
+        with it, and every difference is logged and alerted and the position is set to the venue's
+        number (a deposit, a withdrawal or a trade made elsewhere: see
+        :meth:`~omnid.portfolio.Portfolio.adjust_position`), journaled so a later restart replays
+        it, and recorded. Cash is set likewise when the venue reports a balance in the portfolio's
+        currency.
         """
         booked: list[Fill] = []
 
@@ -290,18 +297,85 @@ class EngineCore:
                         client_order_id=f.client_order_id, qty=f.qty, price=f.price)
             self.daemon.alerts.emit("reconcile", text, venue=client.venue, client_order_id=f.client_order_id)
         diffs = self._position_differences(client)
+        adjusted = 0
         for d in diffs:
             log.warning("reconcile difference", venue=client.venue, kind="position", **d)
             self.daemon.alerts.emit(
                 "reconcile",
                 f"{client.venue}: {d['instrument_id']} venue holds {d['venue_qty']:g} {d['asset']}, "
-                f"the journal says {d['journal_qty']:g}",
+                f"the journal says {d['journal_qty']:g}; the position is set to the venue's",
                 venue=client.venue, instrument_id=d["instrument_id"],
             )
+            adjusted += self._adjust_position(client.venue, d)
+        cash_adj = self._adjust_cash(client)
         summary["fills_booked"] = len(booked)
         summary["position_differences"] = len(diffs)
+        summary["positions_adjusted"] = adjusted
+        summary["cash_adjusted"] = cash_adj is not None
         log.info("reconciled with the venue", venue=client.venue, **summary)
         return summary
+
+    def _adjust_position(self, venue: str, d: dict[str, Any]) -> int:
+        """Set one position to the venue's quantity (journal, recorder, exits); 1 if it was set.
+
+        The difference enters at the last traded price if one is known, else at the position's
+        last mark or average price. A failure is logged and alerted, never raised: reconcile must
+        not stop the daemon.
+        """
+        iid = d["instrument_id"]
+        portfolio = self.engine.portfolio
+        pos = portfolio.position(iid)
+        price = self.engine.last_price(iid)
+        if not (math.isfinite(price) and price > 0) and pos is not None:
+            price = pos.last_price if pos.last_price > 0 else pos.avg_price
+        try:
+            adj = portfolio.adjust_position(iid, d["venue_qty"], price=price,
+                                            reason=f"reconcile with {venue}", ts=self.daemon.clock.now_ns())
+            if adj is None:
+                return 0
+            self.journal.append(adj)
+        except OmnidError as exc:
+            log.error("reconcile: position not adjusted", venue=venue, instrument_id=iid, error=str(exc))
+            self.daemon.alerts.emit("reconcile", f"{venue}: {iid} could not be set to the venue's "
+                                    f"{d['venue_qty']:g}: {exc}", venue=venue, instrument_id=iid)
+            return 0
+        self.recorder.record(adj)
+        log.warning("position adjusted to the venue", venue=venue, instrument_id=iid,
+                    qty_before=adj.qty_before, qty_after=adj.qty_after, price=adj.price,
+                    cost_change=adj.cost_change)
+        pos = portfolio.position(iid)
+        if pos is not None and pos.qty:
+            self.engine.gate.exits.adopt(pos, strategy_id=self._owners.get(iid, "risk"))
+        return 1
+
+    def _adjust_cash(self, client: Any) -> CashAdjustment | None:
+        """Set cash to the venue's balance of the portfolio's currency, when the venue reports
+        one (a venue quoting in another currency leaves cash alone); logged, alerted, journaled."""
+        portfolio = self.engine.portfolio
+        balances = getattr(client, "balances", None)
+        if not isinstance(balances, dict) or portfolio.currency not in balances:
+            return None
+        venue_cash = float(client.balance(portfolio.currency))
+        before = portfolio.cash()
+        try:
+            adj = portfolio.adjust_cash(venue_cash, reason=f"reconcile with {client.venue}",
+                                        ts=self.daemon.clock.now_ns())
+            if adj is None:
+                return None
+            self.journal.append(adj)
+        except OmnidError as exc:
+            log.error("reconcile: cash not adjusted", venue=client.venue, error=str(exc))
+            return None
+        self.recorder.record(adj)
+        log.warning("reconcile difference", venue=client.venue, kind="cash", currency=adj.currency,
+                    venue_cash=venue_cash, journal_cash=before)
+        self.daemon.alerts.emit(
+            "reconcile",
+            f"{client.venue}: {adj.currency} balance is {venue_cash:g}, the journal says {before:g}; "
+            "cash is set to the venue's",
+            venue=client.venue, currency=adj.currency,
+        )
+        return adj
 
     def _position_differences(self, client: Any) -> list[dict[str, Any]]:
         """Restored positions whose base asset the venue holds in a different quantity."""

@@ -10,7 +10,9 @@ SQLite, orders to the peer over signed REST, reports over the WebSocket API user
    both limits are adopted, the fill made while down is booked once at reconcile with a logged and
    alerted difference; then the other limit fills over the stream and is booked once.
 3. restart again: nothing is booked twice; a balance the journal cannot explain (a deposit) is
-   logged and alerted as a position difference.
+   logged and alerted as a position difference, and the position is set to the venue's balance
+   (journaled as a ``PositionAdjustment``).
+4. restart once more: the journal replay gives the venue's number again; no difference is left.
 
 Throughout, the peer saw each client order id in exactly one ``POST /api/v3/order``.
 Protocol facts (binance-spot-api-docs, as the peer cites them): ``GET /api/v3/order`` by
@@ -36,6 +38,7 @@ from omnid.config import load_config
 from omnid.daemon import Daemon
 from omnid.model import Fill, Order, OrderIntent, OrderStatus, OrderType, Side
 from omnid.ops.engine_core import EngineCore, engine_core_factory
+from omnid.portfolio import PositionAdjustment
 from omnid.storage.journal import Journal, read_journal
 
 from tests.peers.binance_peer import API_KEY, SECRET, BinancePeer, PeerOrder
@@ -175,12 +178,29 @@ async def three_runs(peer: BinancePeer, config: Path, monkeypatch: pytest.Monkey
     peer.fill(d.client_order_id, "0.001", "49900.00")  # also while down
     peer.balances["BTC"] = (Decimal("0.0055"), Decimal(0))  # 0.005 traded + a 0.0005 deposit
 
-    # Run 3: the fill made while down is booked once; the deposit is a logged+alerted difference.
+    # Run 3: the fill made while down is booked once; the deposit is a logged+alerted difference,
+    # and the venue's number wins: the position is set to it, without a trade.
     async with running(config, monkeypatch, days_later=3) as (_, core):
         venue = core.restored["venues"]["BINANCE"]
         assert venue["fills_booked"] == 1 and venue["position_differences"] == 1
-        assert abs(core.engine.portfolio.position(IID).qty - 0.005) < 1e-12  # type: ignore[union-attr]
+        assert venue["positions_adjusted"] == 1 and venue["cash_adjusted"] is False  # USD not at venue
+        portfolio = core.engine.portfolio
+        assert portfolio.exact_position(IID)[0] == Decimal("0.0055")
         assert core.engine.manager.open_orders() == []
+        realised, cash = portfolio.realised_pnl(), portfolio.cash()
+        exact = portfolio.exact()
+        assert exact["cash"] == exact["initial_cash"] + exact["realised"] - exact["commissions"] - exact["open_cost"]
+    adjustments = [r for r in read_journal(config.parent / "var" / "journal.wal", repair=False).records
+                   if isinstance(r, PositionAdjustment)]
+    assert [(a.instrument_id, a.qty_before, a.qty_after) for a in adjustments] == [(IID, "0.005", "0.0055")]
+
+    # Run 4: the journal replay reproduces the adjustment; the venue and omnid agree.
+    async with running(config, monkeypatch, days_later=3) as (_, core):
+        venue = core.restored["venues"]["BINANCE"]
+        assert venue["fills_booked"] == 0 and venue["position_differences"] == 0
+        portfolio = core.engine.portfolio
+        assert portfolio.exact_position(IID)[0] == Decimal("0.0055")
+        assert portfolio.realised_pnl() == realised and portfolio.cash() == cash  # no P&L, no cash
 
     return a, b, c, d
 
