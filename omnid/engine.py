@@ -98,6 +98,16 @@ class RejectedEvent(msgspec.Struct, kw_only=True):
     ts_event: int
 
 
+class _Route:
+    """One instrument's trade handlers, held in a stable object so a per-instrument trade path
+    (:meth:`Engine.trade_path`) sees the lists :meth:`Engine._rebuild` assigns."""
+
+    __slots__ = ("handlers",)
+
+    def __init__(self) -> None:
+        self.handlers: Handlers = []
+
+
 class _Features:
     """A strategy's view of the feature engine: spec items resolve on the strategy's source, except
     order-book features, which only exist on the tick source (a book has no bars)."""
@@ -151,6 +161,7 @@ class Engine:
         self._sources: dict[str, int] = {}
         self._last: dict[str, float] = {}
         self._trade_handlers: dict[str, Handlers] = {}
+        self._routes: dict[str, _Route] = {iid: _Route() for iid in self.instruments}
         self._bar_handlers: dict[tuple[str, int], Handlers] = {}
         self._quote_handlers: dict[str, Handlers] = {}
         self._fill_handlers: dict[str, tuple[StrategyRunner, Callable[[Fill], Intents]]] = {}
@@ -309,6 +320,8 @@ class Engine:
                 if overrides_quote:
                     quote[iid].append((runner, s.on_quote))
         self._trade_handlers = trade
+        for iid, route in self._routes.items():
+            route.handlers = trade[iid]
         self._bar_handlers = bar
         self._quote_handlers = quote
         self._fill_handlers = fills
@@ -375,6 +388,86 @@ class Engine:
         if bar is not None and self._bar_handlers:
             for done in list(self.features.completed):
                 self._dispatch_bar(done)
+
+    def trade_path(self, instrument_id: str) -> Callable[[Trade], None]:
+        """:meth:`on_trade` specialised for one instrument: the same steps in the same order, for a
+        caller that already knows the instrument (the backtester's replay loop calls one per tick).
+
+        Everything per-instrument is bound once: the feature state, the handler route, the exits'
+        managed map (:meth:`ExitManager.on_price` is only called for an instrument with a managed
+        exit: it returns None for the others). What the fast path does not cover (a malformed
+        print, a price the features reject, bar builders fed from trades, an unconfigured
+        instrument) goes through :meth:`on_trade` itself, so behaviour is the same by construction.
+        """
+        general = self.on_trade
+        route = self._routes.get(instrument_id)
+        st = self.features.find(instrument_id)
+        if route is None or st is None:
+            return general
+        iid = instrument_id
+        paper = self._paper_trade
+        working = self._paper_working
+        mark = self._mark
+        last = self._last
+        managed = self.gate.exits.managed
+        exit_price = self._exit_price
+        drain = self._drain
+        process = self._process
+        accept = self._accept
+        failed = self._failed
+
+        def on_trade(trade: Trade) -> None:
+            px = trade.price
+            size = trade.size
+            # The general path's check, plus the features' bound (it raises past 1e308), plus bar
+            # builders (bars completed from trades are dispatched there).
+            if not (0.0 < px < 1e308 and 0.0 <= size < 1e308) or st.builders:
+                general(trade)
+                return
+            if paper is not None and iid in working:
+                self._busy = 1
+                paper(trade)
+                self._busy = 0
+                if self._queue:
+                    drain()
+            elif self._busy:
+                self._busy = 0
+                if self._queue:
+                    drain()
+            mark(iid, px)
+            last[iid] = px
+            feed = st.tick_feed  # FeatureEngine.on_trade's tick-indicator updates, inline
+            if feed is not None:
+                for f in feed.close:
+                    f(px)
+                if feed.others:
+                    if feed.pv:
+                        for g in feed.pv:
+                            g(px, size)
+                    if feed.cv:
+                        for g in feed.cv:
+                            g(px, size)
+                    if feed.hlc:
+                        for h in feed.hlc:
+                            h(px, px, px)
+                    if feed.tpv:
+                        ts = trade.ts_event
+                        for t in feed.tpv:
+                            t(ts, px, size)
+            if iid in managed:
+                exit_intent = exit_price(iid, px, trade.ts_event)
+                if exit_intent is not None:
+                    process([exit_intent])
+            for runner, fn in route.handlers:
+                try:
+                    out = fn(trade)
+                except Exception as exc:
+                    failed(runner, "on_trade", exc)
+                    continue
+                if out:
+                    accept(runner, "on_trade", out)
+
+        return on_trade
 
     def on_bar(self, bar: Bar) -> None:
         """A bar from a file or a venue's kline stream; it fills pending orders at its open first."""

@@ -146,6 +146,10 @@ class FeatureEngine:
             )
         return st
 
+    def find(self, instrument_id: str) -> InstrumentFeatures | None:
+        """The instrument's feature state, or None when it is not registered (no error)."""
+        return self._inst.get(instrument_id)
+
     def ensure(self, instrument_id: str, spec: str | IndicatorSpec, source: str | int = "tick") -> Any:
         """The indicator for ``spec`` on ``source`` (``"tick"`` or ``"1s"``..``"1d"``), made if new.
 

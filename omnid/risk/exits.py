@@ -113,6 +113,12 @@ class ExitManager:
             members = [iid for iid, inst in self._instruments.items() if inst.calendar == cal]
             self._square_off[name] = (cal, parse_hhmm(hhmm, key=f"exits.square_off.{name}"), members)
 
+    @property
+    def managed(self) -> Mapping[str, object]:
+        """Instruments with a managed exit (the live mapping, read only): the engine's per-instrument
+        trade path tests membership and skips :meth:`on_price` for the rest (most ticks)."""
+        return self._managed
+
     # -- wiring ------------------------------------------------------------------------------------
 
     def install(self, clock: Clock, emit: Emit) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from omnid.clock import SimClock
 from omnid.datafiles import BarData, TickData
+from omnid.engine import Engine
 from omnid.errors import DataError
 from omnid.model import Bar, Side, Trade
 from omnid.sim.book import TradeBook
@@ -71,6 +72,13 @@ def replay_ticks(
     ids = list(instrument_ids)
     last = [math.nan] * len(ids)
     advance = clock.advance_to
+    # Engine.on_trade is replaced by the engine's per-instrument paths (the same steps with the
+    # instrument's parts bound once): the loop then picks the handler by symbol code.
+    owner = getattr(handle, "__self__", None)
+    if isinstance(owner, Engine) and handle == owner.on_trade:
+        handlers: list[Handler] = [owner.trade_path(iid) for iid in ids]
+    else:
+        handlers = [handle] * len(ids)
     boundary = _NO_TS
     prev_ts = _NO_TS
     # Columns become Python lists a chunk at a time: plain floats and ints for the hot loop without
@@ -87,7 +95,7 @@ def replay_ticks(
                     _sample(book, ids, last, prev_ts)
                 boundary = (ts // sample_ns + 1) * sample_ns
             advance(ts)
-            handle(Trade(ids[code], px, qty, side, ts, ts))
+            handlers[code](Trade(ids[code], px, qty, side, ts, ts))
             last[code] = px
             prev_ts = ts
         if progress is not None:
