@@ -1,0 +1,65 @@
+"""The replay loop's per-instrument trade paths must behave exactly like ``Engine.on_trade``."""
+
+from __future__ import annotations
+
+import functools
+
+import msgspec
+import numpy as np
+from omnid.engine import Engine
+from omnid.model import Fill, Order
+from omnid.risk.config import RiskConfig, SizingConfig
+from omnid.sim.book import TradeBook
+from omnid.sim.core import BacktestCore
+from omnid.sim.replay import replay_ticks
+from omnid.sim.synthetic import generate_ticks
+
+
+def _run(fast: bool, bad_rows: bool) -> tuple[list[object], object, list[object], tuple[int, int, int]]:
+    data = generate_ticks(20_000, instruments=3, seed=7)
+    if bad_rows:  # malformed prints take the general path (recorded as bad events)
+        data.price[100] = np.nan
+        data.price[2_000] = -1.0
+        data.qty[3_000] = np.inf
+    ids = [f"{s}.SIM" for s in data.symbols]
+    book = TradeBook(1_000_000.0)
+    risk = RiskConfig(sizing=SizingConfig(mode="fraction", fraction_pct=10.0), max_open_positions=10)
+    core = BacktestCore(
+        ids, strategy="momentum",
+        params={"no_book": "trade_flow", "stop_loss_pct": 0.0005, "take_profit_pct": 0.0005},
+        cash=1_000_000.0, commission=0.0005, start_ns=int(data.ts[0]) - 1, on_fill=book.on_fill,
+        lot_size=0.001, risk=risk,
+    )
+    fills: list[object] = []
+
+    def listen(fill: Fill, order: Order | None) -> None:
+        fills.append(msgspec.to_builtins(fill))
+
+    core.engine.manager.fill_listeners.append(listen)
+    core.start()
+    # A partial is not recognised as Engine.on_trade, so the loop calls the general method.
+    handle = core.on_trade if fast else functools.partial(Engine.on_trade, core.engine)
+    replay_ticks(data, ids, core.clock, handle, book)
+    eng = core.engine
+    counts = (eng.orders, eng.bad_events, len(book.trips))
+    return fills, msgspec.to_builtins(eng.portfolio.ledger()), [list(a) for a in book.curve()], counts
+
+
+def test_trade_path_matches_on_trade_with_managed_exits() -> None:
+    fast = _run(True, bad_rows=False)
+    slow = _run(False, bad_rows=False)
+    assert fast[3][0] > 20  # the run trades, exits included
+    assert fast == slow
+
+
+def test_trade_path_hands_malformed_prints_to_on_trade() -> None:
+    fast = _run(True, bad_rows=True)
+    slow = _run(False, bad_rows=True)
+    assert fast[3][1] == 3
+    assert fast == slow
+
+
+def test_trade_path_unknown_instrument_is_on_trade() -> None:
+    core = BacktestCore(["A.SIM"], strategy="momentum", params={}, cash=1e6, commission=0.0, start_ns=0)
+    assert core.engine.trade_path("B.SIM") == core.engine.on_trade
+    assert core.engine.trade_path("A.SIM") != core.engine.on_trade
