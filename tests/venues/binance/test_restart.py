@@ -23,6 +23,7 @@ Protocol facts (binance-spot-api-docs, as the peer cites them): ``GET /api/v3/or
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
@@ -201,6 +202,9 @@ async def three_runs(peer: BinancePeer, config: Path, monkeypatch: pytest.Monkey
         portfolio = core.engine.portfolio
         assert portfolio.exact_position(IID)[0] == Decimal("0.0055")
         assert portfolio.realised_pnl() == realised and portfolio.cash() == cash  # no P&L, no cash
+    with sqlite3.connect(config.parent / "var" / "omnid.sqlite") as db:  # recorded once, in its table
+        rows = db.execute("SELECT instrument_id, qty_before, qty_after FROM exec_position_adjustments").fetchall()
+    assert rows == [(IID, "0.005", "0.0055")]
 
     return a, b, c, d
 
