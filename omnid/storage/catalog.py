@@ -3,7 +3,11 @@
 Four groups keep raw market data, derived data, strategy records and execution records apart:
 PostgreSQL schemas ``md``, ``derived``, ``strategy``, ``exec``; SQLite table prefixes ``md_`` etc.
 Every table has a natural key, so writing the same row twice stores it once (a spool replay or a
-retried batch never duplicates). Timestamps stay integer nanoseconds (``bigint``) all the way down.
+retried batch never duplicates). The bulk tick tables (``batch_keyed``: md trades and quotes) are
+the exception in PostgreSQL: maintaining a unique index there cost more than the COPY itself, so
+they are stored exactly once per *batch* instead (each batch carries durable unit ids, written to a
+ledger in the same transaction as its rows; see :mod:`omnid.storage.sinks.postgres`).
+Timestamps stay integer nanoseconds (``bigint``) all the way down.
 
 Types added later by other parts register themselves with :func:`register_table`; any struct that
 is not registered still gets stored, as JSON in ``strategy.records`` keyed by its type name, its
@@ -39,9 +43,11 @@ class TableSpec:
     """One table: its group (schema), columns, natural key and how a struct becomes a row.
 
     ``partition_ts`` names an integer-ns column to partition by day (PostgreSQL), or is empty.
+    ``batch_keyed`` tables have no unique index in PostgreSQL: idempotency comes from the batch
+    ledger, so every batch written to them must carry unit ids to be replayable.
     """
 
-    __slots__ = ("columns", "group", "key", "name", "partition_ts", "row", "ts_column")
+    __slots__ = ("batch_keyed", "columns", "group", "key", "name", "partition_ts", "row", "ts_column")
 
     def __init__(
         self,
@@ -53,6 +59,7 @@ class TableSpec:
         *,
         ts_column: str = "",
         partition_ts: str = "",
+        batch_keyed: bool = False,
     ) -> None:
         if group not in GROUPS:
             raise StorageError(f"table {name}: group {group!r} is not one of {GROUPS}", table=name)
@@ -72,6 +79,7 @@ class TableSpec:
         self.row = row
         self.ts_column = ts_column or partition_ts
         self.partition_ts = partition_ts
+        self.batch_keyed = batch_keyed
 
     @property
     def full_name(self) -> str:
@@ -135,6 +143,7 @@ def _builtin() -> dict[type[Any], TableSpec]:
             ("instrument_id", "ts_event", "trade_id"),
             msgspec.structs.astuple,
             partition_ts="ts_event",
+            batch_keyed=True,
         ),
         Quote: TableSpec(
             "md", "quotes",
@@ -143,6 +152,7 @@ def _builtin() -> dict[type[Any], TableSpec]:
             ("instrument_id", "ts_event", "ts_init"),
             msgspec.structs.astuple,
             partition_ts="ts_event",
+            batch_keyed=True,
         ),
         Bar: TableSpec(
             "md", "bars",

@@ -43,7 +43,21 @@ def pg_create(spec: TableSpec, schema: str) -> list[str]:
     key = ", ".join(f'"{k}"' for k in spec.key)
     table = f'"{schema}"."{spec.name}"'
     part = f' PARTITION BY RANGE ("{spec.partition_ts}")' if spec.partition_ts else ""
+    if spec.batch_keyed:  # exactly once per batch (the ledger), not per row: no unique index
+        return [f"CREATE TABLE IF NOT EXISTS {table} ({cols}){part}",
+                f'CREATE INDEX IF NOT EXISTS "{spec.name}_ts_brin" ON {table} '
+                f'USING brin ("{spec.ts_column}")',
+                pg_ledger(schema)]
     out = [f"CREATE TABLE IF NOT EXISTS {table} ({cols}, PRIMARY KEY ({key})){part}"]
     if spec.ts_column and spec.ts_column != spec.key[0] and not spec.partition_ts:
         out.append(f'CREATE INDEX IF NOT EXISTS "{spec.name}_ts" ON {table} ("{spec.ts_column}")')
     return out
+
+
+#: The batch ledger of a schema: the id of every unit stored in its batch-keyed tables.
+LEDGER = "written_batches"
+
+
+def pg_ledger(schema: str) -> str:
+    return (f'CREATE TABLE IF NOT EXISTS "{schema}"."{LEDGER}" (batch_id text COLLATE "C" PRIMARY KEY, '
+            "written_at timestamptz NOT NULL DEFAULT now())")

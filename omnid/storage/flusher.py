@@ -8,7 +8,12 @@ most ``slice_us`` between yields, so the loop is never held for long.
 When a sink fails with a :class:`TransientError` (unreachable, timed out) or falls too far behind
 (more than ``max_buffer_rows`` queued), its batches go to an append-only spool file instead, in
 arrival order, and keep going there until the sink answers again; then the spool is replayed in
-order through the sink's idempotent path and truncated. Other errors (a row the store refuses)
+order through the sink's idempotent path and truncated.
+
+Batches for batch-keyed tables (the tick tables) get durable unit ids when they are cut
+(``<run id>:<batch number>:<unit>``, the run id random per flusher): the ids travel with the items
+through merging and into spool frames (one unit per frame), so the sink can store each unit exactly
+once however often it is retried or replayed. Other errors (a row the store refuses)
 are logged with the table and counted; the batch is dropped rather than retried forever.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,7 @@ from typing import Any
 from omnid.errors import StorageError, TransientError
 from omnid.storage.catalog import CATALOG, Catalog, Row, TableSpec
 from omnid.storage.recorder import BatchRecorder
-from omnid.storage.sinks.base import Batch, Sink, build_rows, release
+from omnid.storage.sinks.base import Batch, Sink, Unit, build_rows, make_units, release
 from omnid.storage.spool import FRAME_ROWS, Spool
 
 log = logging.getLogger("omnid.storage")
@@ -96,8 +102,7 @@ class SinkWorker:
             self.queue.appendleft(self._inflight)
             self._inflight = None
         while self.queue:
-            batch = self.queue.popleft()
-            self.spool.append(batch.spec.full_name, await build_rows(batch, self.slice_s))
+            await self._spool_batch(self.queue.popleft())
         self.queued_rows = 0
 
     async def _run(self) -> None:
@@ -141,7 +146,7 @@ class SinkWorker:
             except TransientError as exc:
                 self._inflight = None
                 self._down(exc)
-                await self._append_spool(batch.spec.full_name, await build_rows(batch, self.slice_s))
+                await self._spool_batch(batch)
                 await release(batch.items)
                 await self._spill()
                 return
@@ -161,12 +166,17 @@ class SinkWorker:
         if not q or q[0].spec is not batch.spec or len(batch) + len(q[0]) > MERGE_ROWS:
             return batch
         items = list(batch.items)
+        units: list[Unit] | None = None if batch.units is None else list(batch.units)
         while q and q[0].spec is batch.spec and len(items) + len(q[0]) <= MERGE_ROWS:
             nxt = q[0]
-            if nxt.built != batch.built or nxt.replay != batch.replay:
+            if (nxt.built != batch.built or nxt.replay != batch.replay
+                    or (nxt.units is None) != (units is None)):
                 break
+            if units is not None and nxt.units is not None:  # every constituent unit keeps its id
+                base = len(items)
+                units.extend((uid, base + end) for uid, end in nxt.units)
             items.extend(q.popleft().items)
-        return Batch(batch.spec, items, built=batch.built, replay=batch.replay)
+        return Batch(batch.spec, items, built=batch.built, replay=batch.replay, units=units)
 
     def _down(self, exc: Exception) -> None:
         if not self.spooling:
@@ -179,11 +189,22 @@ class SinkWorker:
             self.spool.append(table, rows[i : i + FRAME_ROWS])
             await asyncio.sleep(0)
 
+    async def _spool_batch(self, batch: Batch) -> None:
+        """Append ``batch`` to the spool: one frame per unit (its id with it) when it has units."""
+        table = batch.spec.full_name
+        if batch.units is None:
+            await self._append_spool(table, await build_rows(batch, self.slice_s))
+            return
+        for uid, a, b in batch.unit_slices():
+            part = Batch(batch.spec, batch.items[a:b], built=batch.built)
+            self.spool.append(table, await build_rows(part, self.slice_s), uid)
+            await asyncio.sleep(0)
+
     async def _spill(self) -> None:
         while self.queue:
             batch = self.queue.popleft()
             self.queued_rows -= len(batch)
-            await self._append_spool(batch.spec.full_name, await build_rows(batch, self.slice_s))
+            await self._spool_batch(batch)
             await release(batch.items)
 
     async def _recovered(self) -> bool:
@@ -199,10 +220,11 @@ class SinkWorker:
     async def _drain(self) -> None:
         """Replay the spool in order; stop (still spooling) if the sink fails again."""
         replayed = 0
-        for table, rows in self.spool.frames():
+        for table, rows, unit in self.spool.entries():
             try:
                 spec = self.catalog.table(table)
-                await self.sink.write(Batch(spec, rows, built=True, replay=True))
+                units = [(unit, len(rows))] if unit else None
+                await self.sink.write(Batch(spec, rows, built=True, replay=True, units=units))
             except TransientError as exc:
                 self._down(exc)
                 return
@@ -256,6 +278,8 @@ class Flusher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
+        #: Makes unit ids unique across runs: batch numbers restart at 0 with every flusher.
+        self.run_id = uuid.uuid4().hex[:16]
 
     def route(self, spec: TableSpec) -> str:
         """The sink a table goes to: its own route, else its group's, else the default."""
@@ -293,7 +317,8 @@ class Flusher:
             else:
                 worker = self._route_cache[spec] = self.workers.get(self.route(spec))
             if worker is not None:
-                worker.put(Batch(spec, items))
+                units = make_units(f"{self.run_id}:{self.batches}", len(items)) if spec.batch_keyed else None
+                worker.put(Batch(spec, items, units=units))
                 self.batches += 1
             elif len(items) > 4096:  # routed to "none": free big lists in slices, off this call
                 task = asyncio.get_running_loop().create_task(release(items))

@@ -2,8 +2,10 @@
 
 Files are read by :mod:`omnid.datafiles` (the one loader); their rows go to whichever sink the
 ``[storage]`` routes send ``md.bars`` / ``md.trades`` to, through the idempotent write path, so
-importing the same file twice stores it once. Reads (candles, trades, export) work against the
-SQLite and PostgreSQL stores.
+importing the same file twice stores it once. Trades (a batch-keyed table, no unique index in
+PostgreSQL) are written with unit ids derived from the file's content hash, the import options and
+the chunk's index, so a re-import finds them in the ledger and stores nothing.
+Reads (candles, trades, export) work against the SQLite and PostgreSQL stores.
 
 The candles query answers from the best source it has: the venue's stored bars of exactly that
 interval, else bars already built from trades (``derived.bars``), else finer stored bars rolled up,
@@ -13,6 +15,7 @@ else the stored trades themselves. Bar ``ts_open`` is the bucket start, ``ts_eve
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -28,7 +31,7 @@ from omnid.model import AccountState, Bar, Side, Trade
 from omnid.storage.catalog import CATALOG, DERIVED_BARS, Catalog, Row, TableSpec
 from omnid.storage.config import StorageConfig, resolve_path
 from omnid.storage.ddl import pg_schema, sqlite_name
-from omnid.storage.sinks.base import Batch, Sink
+from omnid.storage.sinks.base import Batch, Sink, make_units
 
 NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
 _INTERVAL = re.compile(r"^(\d+)\s*([smhd])$")
@@ -180,12 +183,28 @@ def route(cfg: StorageConfig, spec: TableSpec) -> str:
     return cfg.routes.get(spec.full_name) or cfg.routes.get(spec.group) or cfg.default_sink
 
 
-async def write_rows(sink: Sink, spec: TableSpec, rows: list[Row]) -> None:
-    """Write rows in chunks through the sink's idempotent path."""
-    for i in range(0, len(rows), CHUNK_ROWS):
+async def write_rows(sink: Sink, spec: TableSpec, rows: list[Row], *, batch_id: str = "") -> None:
+    """Write rows in chunks through the sink's idempotent path. A batch-keyed table needs
+    ``batch_id``, deterministic for these rows (the same rows must get the same id every time):
+    the chunks' units are ``batch_id:<chunk>:<unit>``."""
+    if spec.batch_keyed and not batch_id:
+        raise StorageError(f"{spec.full_name} is stored exactly once per batch: writing rows into "
+                           "it needs a deterministic batch id", table=spec.full_name)
+    for c, i in enumerate(range(0, len(rows), CHUNK_ROWS)):
         chunk = rows[i : i + CHUNK_ROWS]
-        await sink.write(Batch(spec, chunk, built=True, replay=True))
+        units = make_units(f"{batch_id}:{c}", len(chunk)) if spec.batch_keyed else None
+        await sink.write(Batch(spec, chunk, built=True, replay=True, units=units))
         await asyncio.sleep(0)
+
+
+def import_id(path: str | Path, *parts: object) -> str:
+    """A file import's batch id: a hash of the file's bytes and of the options that shape its rows."""
+    h = hashlib.blake2b(digest_size=16)
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(repr(parts).encode())
+    return f"import:{h.hexdigest()}"
 
 
 async def import_file(
@@ -216,10 +235,11 @@ async def import_file(
     if name == "none":
         raise StorageError(f"[storage] routes {spec.full_name} to none: nothing to import into")
     sink = build_sinks(cfg, data_dir, catalog=cat, only={name})[name]
+    base_id = import_id(path, real_kind, venue, symbol, interval_ns)
     await sink.start([spec])
     try:
-        for chunk in chunks:
-            await write_rows(sink, spec, chunk)
+        for c, chunk in enumerate(chunks):
+            await write_rows(sink, spec, chunk, batch_id=f"{base_id}:{c}")
     finally:
         await sink.close()
     return ImportResult(str(path), real_kind, count, ids, name, spec.full_name, interval_ns)

@@ -14,7 +14,7 @@ from omnid.errors import StorageError, TransientError
 from omnid.storage.catalog import Catalog, TableSpec, register_table
 from omnid.storage.flusher import Flusher
 from omnid.storage.recorder import BatchRecorder
-from omnid.storage.sinks.base import Batch
+from omnid.storage.sinks.base import Batch, make_units
 from omnid.storage.sinks.pg_process import PostgresProcessSink
 from omnid.storage.sinks.pg_writer import spec_from_wire, spec_to_wire
 from omnid.storage.sinks.postgres import DAY_NS
@@ -44,23 +44,24 @@ def test_spec_survives_the_wire() -> None:
 
 async def test_parts_span_days_and_replays_store_nothing_new(pg_prefix: str) -> None:
     """A batch of several parts across three days is stored once; replayed, and re-sent fresh
-    (the duplicate falls back to the staging path), it stores nothing new."""
+    with the same unit ids, it stores nothing new (the ledger has every unit)."""
     cat = Catalog()
     sink = PostgresProcessSink(PG_DSN, schema_prefix=pg_prefix, part_rows=1000, frame_rows=300)
     await sink.start(cat.tables())
     spec = cat.table("md.trades")
     batch = trades(4500, start=T0, step=DAY_NS // 1500)
     rows = [spec.row(t) for t in batch]
+    units = make_units("r:0", len(batch), 500)
     try:
-        await sink.write(Batch(spec, batch))
+        await sink.write(Batch(spec, batch, units=units))
         assert sink.copies >= 4 and sink.upserts == 0  # 4500 rows in parts of ~1000
         copies = sink.copies
-        await sink.write(Batch(spec, rows, built=True, replay=True))
-        await sink.write(Batch(spec, batch))
+        await sink.write(Batch(spec, rows, built=True, replay=True, units=units))
+        await sink.write(Batch(spec, batch, units=units))
         days = await sink.fetch(f'SELECT DISTINCT ts_event / {DAY_NS} FROM "{pg_prefix}md".trades')
     finally:
         await sink.close()
-    assert sink.copies == copies and sink.upserts >= 4  # both rewrites took the staging path
+    assert sink.copies == copies and sink.units_skipped == 2 * len(units)  # both rewrites skipped
     assert len(days) == 4  # three days of data starting mid-morning
     assert await _counts(pg_prefix) == (4500, 4500)
 
@@ -155,7 +156,7 @@ async def test_outage_through_the_writer_loses_and_duplicates_nothing(pg_prefix:
         await feed(1000)
     await fl.flush(timeout_s=60)
     assert not worker.spooling and worker.spool.size() == 0
-    assert worker.spool.rows_spooled >= 10_000 and sink.upserts > 0
+    assert worker.spool.rows_spooled >= 10_000 and sink.replays > 0
     await fl.stop()
     await proxy.close()
     assert await _counts(pg_prefix) == (60_000, 60_000)
@@ -169,14 +170,15 @@ async def test_cancelled_write_kills_the_writer_and_the_next_write_works(pg_pref
     sink = PostgresProcessSink(PG_DSN, schema_prefix=pg_prefix, part_rows=5000)
     await sink.start(cat.tables())
     batch = trades(50_000)
+    units = make_units("c:0", len(batch))
     try:
-        task = asyncio.create_task(sink.write(Batch(spec, batch)))
+        task = asyncio.create_task(sink.write(Batch(spec, batch, units=units)))
         await asyncio.sleep(0.02)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert sink._proc is None
-        await sink.write(Batch(spec, [spec.row(t) for t in batch], built=True, replay=True))
+        await sink.write(Batch(spec, [spec.row(t) for t in batch], built=True, replay=True, units=units))
     finally:
         await sink.close()
     assert await _counts(pg_prefix) == (50_000, 50_000)

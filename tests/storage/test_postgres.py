@@ -7,10 +7,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from omnid.errors import StorageError
 from omnid.storage.catalog import Catalog
 from omnid.storage.flusher import Flusher
 from omnid.storage.recorder import BatchRecorder
-from omnid.storage.sinks.base import Batch
+from omnid.storage.sinks.base import Batch, make_units
 from omnid.storage.sinks.postgres import DAY_NS, PostgresSink, migrate, migrations
 
 from tests.storage.conftest import PG_DSN, T0, sample_records, trades
@@ -59,16 +60,18 @@ async def test_migration_matches_catalogue(pg_prefix: str) -> None:
 
 
 async def test_ticks_land_in_day_partitions_and_replays_do_not_duplicate(pg_prefix: str) -> None:
-    """Trades across three days go to three partitions; the same batch replayed stores nothing new."""
+    """Trades across three days go to three partitions; the same batch (same unit ids) replayed,
+    or sent fresh again, stores nothing new: the ledger has its units."""
     cat = Catalog()
     sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat)
     await sink.start(cat.tables())
     spec = cat.table("md.trades")
     batch = trades(3000, start=T0, step=DAY_NS // 1000)  # spans 3 days
     rows = [spec.row(t) for t in batch]
-    await sink.write(Batch(spec, batch))
-    await sink.write(Batch(spec, rows, built=True, replay=True))
-    await sink.write(Batch(spec, batch))  # fresh but already stored: falls back to upsert
+    units = make_units("run1:0", len(batch))
+    await sink.write(Batch(spec, batch, units=units))
+    await sink.write(Batch(spec, rows, built=True, replay=True, units=units))
+    await sink.write(Batch(spec, batch, units=units))  # fresh but already stored: skipped
     parts = await sink.fetch(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace "
@@ -76,9 +79,40 @@ async def test_ticks_land_in_day_partitions_and_replays_do_not_duplicate(pg_pref
     counts = await sink.fetch(f'SELECT count(*), count(DISTINCT trade_id) FROM "{pg_prefix}md".trades')
     await sink.close()
     assert counts[0][0] == 3000 and counts[0][1] == 3000
-    assert sink.copies == 1 and sink.upserts == 2
+    assert sink.copies == 1 and sink.upserts == 0 and sink.units_skipped == 6
     days = {r[0] for r in parts}
     assert {"trades_p20261118", "trades_p20261119", "trades_p20261120"} <= days
+
+
+async def test_tick_tables_have_no_unique_index_and_units_store_exactly_once(pg_prefix: str) -> None:
+    """After the migrations the tick tables carry only a BRIN index (no per-row unique index) and
+    a replay that is partly stored already writes only the missing units; a replay without unit
+    ids is refused, since nothing else could make it idempotent."""
+    cat = Catalog()
+    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat)
+    await sink.start(cat.tables())
+    spec = cat.table("md.trades")
+    idx = await sink.fetch(
+        "SELECT i.relname, ix.indisunique, am.amname FROM pg_index ix JOIN pg_class i ON i.oid = ix.indexrelid "
+        "JOIN pg_class t ON t.oid = ix.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+        "JOIN pg_am am ON am.oid = i.relam WHERE n.nspname = $1 AND t.relname IN ('trades', 'quotes')",
+        f"{pg_prefix}md")
+    assert sorted((r[0], r[1], r[2]) for r in idx) == [
+        ("quotes_ts_brin", False, "brin"), ("trades_ts_brin", False, "brin")]
+    batch = trades(2500, start=T0)
+    units = make_units("run2:7", len(batch))  # 1000 + 1000 + 500
+    first = Batch(spec, batch, units=units)
+    await sink.write(first.only({units[1][0]}))  # only the middle unit got stored before a crash
+    rows = [spec.row(t) for t in batch]
+    await sink.write(Batch(spec, rows, built=True, replay=True, units=units))
+    with pytest.raises(StorageError, match="unit ids"):
+        await sink.write(Batch(spec, rows, built=True, replay=True))
+    got = await sink.fetch(f'SELECT count(*), count(DISTINCT trade_id) FROM "{pg_prefix}md".trades')
+    ledger = await sink.fetch(f'SELECT batch_id FROM "{pg_prefix}md".written_batches ORDER BY 1')
+    await sink.close()
+    assert tuple(got[0]) == (2500, 2500)
+    assert [r[0] for r in ledger] == [u for u, _ in units]
+    assert sink.units_skipped == 1 and sink.replays == 1
 
 
 async def test_flusher_writes_every_kind(pg_prefix: str, tmp_path: Path) -> None:
@@ -137,7 +171,7 @@ async def test_postgres_outage_mid_run_loses_and_duplicates_nothing(pg_prefix: s
         await feed(1000)
     await fl.flush(timeout_s=60)
     assert not worker.spooling and worker.spool.size() == 0
-    assert worker.spool.rows_spooled >= 10_000 and sink.upserts > 0  # the replay path really ran
+    assert worker.spool.rows_spooled >= 10_000 and sink.replays > 0  # the replay path really ran
     await fl.stop()
     await proxy.close()
     conn = await asyncpg.connect(PG_DSN)
@@ -161,10 +195,12 @@ async def test_big_batches_split_across_connections(pg_prefix: str) -> None:
     spec = cat.table("md.trades")
     n = PARALLEL_ROWS * 2 + 7
     batch = trades(n, start=T0, step=DAY_NS // 10_000)  # spans several days
-    await sink.write(Batch(spec, batch))
+    units = make_units("big:0", n)
+    await sink.write(Batch(spec, batch, units=units))
     assert sink.copies == 2
     rows = [spec.row(t) for t in batch]
-    await sink.write(Batch(spec, rows, built=True, replay=True))
+    await sink.write(Batch(spec, rows, built=True, replay=True, units=units))
+    assert sink.units_skipped == len(units)
     got = await sink.fetch(f'SELECT count(*), count(DISTINCT trade_id) FROM "{pg_prefix}md".trades')
     await sink.close()
     assert tuple(got[0]) == (n, n)

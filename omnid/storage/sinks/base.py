@@ -13,20 +13,80 @@ from omnid.storage.catalog import Row, TableSpec
 log = logging.getLogger("omnid.storage")
 
 
+#: ``(unit id, end offset)``: items ``[previous end, end)`` of a batch form one unit, the grain at
+#: which batch-keyed tables are stored exactly once (see :class:`Batch`).
+Unit = tuple[str, int]
+
+#: Items per unit. Equal to the spool's frame size, so a spooled unit is one frame.
+UNIT_ROWS = 1000
+
+
 class Batch:
     """Items bound for one table. ``built`` says they are rows already (a spool replay);
-    ``replay`` says some of them may be stored already, so the sink must take the idempotent path."""
+    ``replay`` says some of them may be stored already, so the sink must take the idempotent path.
 
-    __slots__ = ("built", "items", "replay", "spec")
+    ``units`` (batch-keyed tables) cut the items into consecutive units, each with a durable id: a
+    sink stores a unit's items and records its id in one transaction, and skips a unit whose id is
+    recorded already. Ids stay with their items through merging, splitting and the spool."""
 
-    def __init__(self, spec: TableSpec, items: Sequence[Any], *, built: bool = False, replay: bool = False):
+    __slots__ = ("built", "items", "replay", "spec", "units")
+
+    def __init__(self, spec: TableSpec, items: Sequence[Any], *, built: bool = False, replay: bool = False,
+                 units: list[Unit] | None = None):
         self.spec = spec
         self.items = items
         self.built = built
         self.replay = replay
+        self.units = units
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def unit_slices(self) -> list[tuple[str, int, int]]:
+        """``(id, start, end)`` of every unit."""
+        out: list[tuple[str, int, int]] = []
+        start = 0
+        for uid, end in self.units or ():
+            out.append((uid, start, end))
+            start = end
+        return out
+
+    def only(self, ids: set[str]) -> Batch:
+        """The units whose ids are in ``ids``, as one batch (what is left to write of a replay)."""
+        items: list[Any] = []
+        units: list[Unit] = []
+        for uid, a, b in self.unit_slices():
+            if uid in ids:
+                items.extend(self.items[a:b])
+                units.append((uid, len(items)))
+        return Batch(self.spec, items, built=self.built, replay=self.replay, units=units)
+
+    def split(self, parts: int) -> list[Batch]:
+        """About ``parts`` consecutive parts of similar size, cut at unit boundaries (a unit is
+        never split: it is stored whole or not at all) when the batch has units."""
+        n = len(self.items)
+        step = max(1, -(-n // max(1, parts)))
+        if self.units is None:
+            return [Batch(self.spec, self.items[j : j + step], built=self.built, replay=self.replay)
+                    for j in range(0, n, step)]
+        out: list[Batch] = []
+        cur: list[Unit] = []
+        start = 0
+        for uid, _, b in self.unit_slices():
+            cur.append((uid, b - start))
+            if b - start >= step:
+                out.append(Batch(self.spec, self.items[start:b], built=self.built, replay=self.replay,
+                                 units=cur))
+                cur, start = [], b
+        if cur:
+            out.append(Batch(self.spec, self.items[start:n], built=self.built, replay=self.replay,
+                             units=cur))
+        return out
+
+
+def make_units(prefix: str, n: int, size: int = UNIT_ROWS) -> list[Unit]:
+    """Units of ``size`` items for a batch of ``n``, with ids ``prefix:0``, ``prefix:1``, ..."""
+    return [(f"{prefix}:{k}", min(n, (k + 1) * size)) for k in range(-(-n // size))]
 
 
 class Sink(Protocol):

@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,9 @@ class PostgresProcessSink:
         self._wire: dict[TableSpec, Any] = {}
         self.copies = 0
         self.upserts = 0
+        #: The writer's counters of batch-keyed replays and of units the ledger had already.
+        self.replays = 0
+        self.units_skipped = 0
         self.restarts = 0
 
     async def _spawn(self) -> asyncio.subprocess.Process:
@@ -123,6 +127,8 @@ class PostgresProcessSink:
         reply = _dec.decode(await proc.stdout.readexactly(length))
         if reply[0] == "ok":
             self.copies, self.upserts = max(self.copies, reply[1]), max(self.upserts, reply[2])
+            self.replays = max(self.replays, reply[3])
+            self.units_skipped = max(self.units_skipped, reply[4])
             return
         kind, text = reply[1], reply[2]
         if kind == "down":
@@ -187,6 +193,9 @@ class PostgresProcessSink:
         step = self.frame_rows
 
         part_rows = self.part_rows
+        if batch.units is not None:
+            await self._write_units(batch, wire)
+            return
 
         async def body(proc: asyncio.subprocess.Process) -> None:
             await self._send(proc, _BEGIN)
@@ -200,7 +209,8 @@ class PostgresProcessSink:
                         in_part += len(pending)
                         pending = []
                         if in_part >= part_rows:  # the writer starts on it while we go on
-                            await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, parts))))
+                            await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, parts,
+                                                                      None))))
                             parts += 1
                             in_part = 0
                 if pending:
@@ -212,9 +222,56 @@ class PostgresProcessSink:
                 raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}",
                                    table=spec.full_name) from exc
             if in_part:
-                await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, parts))))
+                await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, parts, None))))
                 parts += 1
             await self._replies(proc, parts, spec)
+
+        try:
+            await self._call(f"writing {spec.full_name}", body)
+        except (TransientError, StorageError) as exc:
+            exc.context.setdefault("table", spec.full_name)
+            raise
+
+    async def _write_units(self, batch: Batch, wire: Any) -> None:
+        """A batch with unit ids: parts of whole units (about ``part_rows`` rows), each sent with
+        its units' ids and end offsets over the rows actually built (an item that cannot become a
+        row shortens its unit), so the writer stores each unit exactly once."""
+        spec = batch.spec
+        parts = batch.split(max(1, -(-len(batch) // self.part_rows)))
+
+        perf = time.perf_counter
+
+        async def body(proc: asyncio.subprocess.Process) -> None:
+            await self._send(proc, _BEGIN)
+            sent = 0
+            start = perf()
+            try:
+                for part in parts:
+                    units: list[tuple[str, int]] = []
+                    pending: list[Row] = []
+                    in_part = 0
+                    for uid, a, b in part.unit_slices():
+                        async for chunk in iter_rows(Batch(spec, part.items[a:b], built=batch.built),
+                                                     self.slice_s):
+                            pending.extend(chunk)
+                            if len(pending) >= self.frame_rows:
+                                await self._send(proc, frame(_enc.encode(("rows", pending))))
+                                in_part += len(pending)
+                                pending = []
+                        units.append((uid, in_part + len(pending)))
+                        if perf() - start >= self.slice_s:  # iter_rows times each unit alone
+                            await asyncio.sleep(0)
+                            start = perf()
+                    if pending:
+                        await self._send(proc, frame(_enc.encode(("rows", pending))))
+                    await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, sent, units))))
+                    sent += 1
+            except (TypeError, ValueError, OverflowError) as exc:  # a row msgpack cannot encode
+                await self._send(proc, _BEGIN)
+                await self._replies(proc, sent, spec)
+                raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}",
+                                   table=spec.full_name) from exc
+            await self._replies(proc, sent, spec)
 
         try:
             await self._call(f"writing {spec.full_name}", body)

@@ -10,12 +10,14 @@ built rows, msgpack-framed (:mod:`omnid.storage.framing`), over its stdin:
 
 - ``["begin"]`` forgets any rows received so far (a write that was cut off);
 - ``["rows", [row, ...]]`` adds rows to the batch being received (no reply);
-- ``["write", spec, replay, seq]`` stores the rows received as one part (one transaction) of
-  table ``spec``, on a free connection, while the next part is being received;
+- ``["write", spec, replay, seq, units]`` stores the rows received as one part (one transaction)
+  of table ``spec``, on a free connection, while the next part is being received; ``units`` is
+  ``[[id, end], ...]`` over those rows for batch-keyed tables, else nil;
 - ``["start", [spec, ...]]`` migrates and creates tables; ``["ping"]`` checks the server.
 
-Each request except ``begin`` and ``rows`` gets one reply on stdout: ``["ok", copies, upserts]``
-(the sink's counters) or ``["error", kind, message]`` with ``kind`` ``"down"`` (the server is not
+Each request except ``begin`` and ``rows`` gets one reply on stdout:
+``["ok", copies, upserts, replays, units_skipped]`` (the sink's counters) or
+``["error", kind, message]`` with ``kind`` ``"down"`` (the server is not
 reachable: spool and retry) or ``"bad"`` (the data or the SQL); a write's reply ends with its
 ``seq`` (parts on different connections may finish out of order).
 """
@@ -51,12 +53,12 @@ WAITING_PARTS = 2
 GC_EVERY = 16
 
 #: A table as it travels to the writer: the rows are built already, so no row function is needed.
-SpecWire = tuple[str, str, list[tuple[str, str]], list[str], str, str]
+SpecWire = tuple[str, str, list[tuple[str, str]], list[str], str, str, bool]
 
 
 def spec_to_wire(spec: TableSpec) -> SpecWire:
     return (spec.group, spec.name, [(c.name, c.kind) for c in spec.columns], list(spec.key),
-            spec.ts_column, spec.partition_ts)
+            spec.ts_column, spec.partition_ts, spec.batch_keyed)
 
 
 def _no_row(item: Any) -> Row:
@@ -64,9 +66,9 @@ def _no_row(item: Any) -> Row:
 
 
 def spec_from_wire(w: Any) -> TableSpec:
-    group, name, cols, key, ts_column, partition_ts = w
+    group, name, cols, key, ts_column, partition_ts, batch_keyed = w
     return TableSpec(group, name, [Column(n, k) for n, k in cols], tuple(key), _no_row,
-                     ts_column=ts_column, partition_ts=partition_ts)
+                     ts_column=ts_column, partition_ts=partition_ts, batch_keyed=bool(batch_keyed))
 
 
 class Writer:
@@ -113,7 +115,8 @@ class Writer:
         except Exception as exc:  # anything else is this request's problem, not the process's
             log.exception("postgres writer: %s failed", op)
             return ["error", "bad", repr(exc), *tail]
-        return ["ok", self.sink.copies, self.sink.upserts, *tail]
+        s = self.sink
+        return ["ok", s.copies, s.upserts, s.replays, s.units_skipped, *tail]
 
     async def _part(self, batch: Batch, seq: int) -> None:
         try:
@@ -131,9 +134,10 @@ class Writer:
             self.rows.extend(msg[1])
         elif op == "begin":
             self.rows = []
-        elif op == "write":  # ["write", spec, replay, seq]: runs while the next part arrives
+        elif op == "write":  # ["write", spec, replay, seq, units]: runs while the next part arrives
             rows, self.rows = self.rows, []
-            batch = Batch(self.spec(msg[1]), rows, built=True, replay=bool(msg[2]))
+            units = None if msg[4] is None else [(str(u), int(e)) for u, e in msg[4]]
+            batch = Batch(self.spec(msg[1]), rows, built=True, replay=bool(msg[2]), units=units)
             await self.slots.acquire()  # bounded: parts copying plus one or two waiting
             task = asyncio.get_running_loop().create_task(self._part(batch, msg[3]))
             self.tasks.add(task)

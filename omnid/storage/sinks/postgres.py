@@ -7,6 +7,14 @@ batch is a replay from the spool (an earlier attempt may or may not have committ
 through the idempotent path instead: ``COPY`` into a per-connection temporary staging table, then
 ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into the table, in one transaction.
 
+Batch-keyed tables (the tick tables) have no unique index: keeping one cost the server more per
+row than the COPY. Each batch for them carries unit ids (:class:`Batch`); a part is written in one
+transaction that first inserts its unit ids into the schema's ``written_batches`` ledger with
+``ON CONFLICT DO NOTHING RETURNING``, then COPYs the rows of only the units that insert returned.
+A unit already stored is skipped; a unit being stored by another transaction at that moment makes
+the insert wait for it (the ledger's primary key), so a unit is stored exactly once. A batch for
+these tables without unit ids is COPYed as it is if fresh, and refused if it is a replay.
+
 Rows stream to the server from an async generator that yields the loop every ``slice_s``, so a
 large COPY never holds the event loop for long. Timestamps are bigint nanoseconds: no
 ``datetime`` is built per row.
@@ -29,7 +37,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from omnid.errors import StorageError, TransientError
 from omnid.storage.catalog import CATALOG, GROUPS, Catalog, Row, TableSpec
-from omnid.storage.ddl import pg_create, pg_schema
+from omnid.storage.ddl import LEDGER, pg_create, pg_schema
 from omnid.storage.sinks.base import Batch, iter_rows
 
 log = logging.getLogger("omnid.storage")
@@ -137,6 +145,10 @@ class PostgresSink:
         self._ddl_lock = asyncio.Lock()
         self.copies = 0
         self.upserts = 0
+        #: Batch-keyed writes of replays (through the ledger), and units skipped because the ledger
+        #: had them already.
+        self.replays = 0
+        self.units_skipped = 0
 
     def qualified(self, spec: TableSpec) -> str:
         return f'"{pg_schema(self.prefix, spec.group)}"."{spec.name}"'
@@ -261,9 +273,7 @@ class PostgresSink:
             if self.connections == 1 or n < PARALLEL_ROWS:
                 await self._write_on(0, conn, batch)
                 return
-            step = -(-n // self.connections)
-            parts = [Batch(spec, batch.items[j : j + step], built=batch.built, replay=batch.replay)
-                     for j in range(0, n, step)]
+            parts = batch.split(self.connections)
             conns = [await self._connect(i) for i in range(len(parts))]
             results = await asyncio.gather(
                 *(self._write_on(i, c, p) for i, (c, p) in enumerate(zip(conns, parts, strict=True))),
@@ -302,7 +312,9 @@ class PostgresSink:
         spec = batch.spec
         for attempt in range(2):
             try:
-                if batch.replay:
+                if spec.batch_keyed:
+                    await self._write_keyed(conn, spec, batch)
+                elif batch.replay:
                     await self._upsert(i, conn, spec, batch)
                 else:
                     try:
@@ -321,6 +333,32 @@ class PostgresSink:
                 self._ready.discard(spec.full_name)
                 self._staging[i].clear()
                 await self._ensure_table(conn, spec)
+
+    async def _write_keyed(self, conn: asyncpg.Connection, spec: TableSpec, batch: Batch) -> None:
+        """Store the units of ``batch`` not in the ledger, and record them there, atomically."""
+        if batch.units is None:
+            if batch.replay:
+                raise StorageError(f"postgres: {spec.full_name}: a replayed batch needs unit ids "
+                                   "(the table has no unique key to make a replay idempotent)",
+                                   table=spec.full_name)
+            await self._copy(conn, spec, batch)
+            self.copies += 1
+            return
+        ids = [u for u, _ in batch.units]
+        if batch.replay:
+            self.replays += 1
+        ledger = f'"{pg_schema(self.prefix, spec.group)}"."{LEDGER}"'
+        async with conn.transaction():
+            new = await conn.fetch(
+                f"INSERT INTO {ledger} (batch_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING "
+                "RETURNING batch_id", ids, timeout=self.timeout_s)
+            if len(new) < len(ids):
+                self.units_skipped += len(ids) - len(new)
+                if not new:
+                    return
+                batch = batch.only({r[0] for r in new})
+            await self._copy(conn, spec, batch)
+        self.copies += 1
 
     async def _days_of(self, batch: Batch) -> set[int]:
         """The days a batch's rows fall on, scanned in slices (a big batch is hundreds of ms)."""
