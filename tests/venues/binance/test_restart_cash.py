@@ -1,0 +1,55 @@
+"""Cash at restart: when the venue reports the account currency, its balance wins.
+
+The daemon's account currency is set to USDT (``[omnid] base_currency``), which the Binance peer
+reports in ``GET /api/v3/account`` ``balances[{asset, free, locked}]`` (account-endpoints.md, as
+the peer cites it). A first start sets cash to the venue's balance; a deposit while omnid is down
+shows up at the next start as a logged and alerted difference, cash is set to it exactly (capital,
+not P&L), journaled, and a third start replays it with no difference left.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import structlog
+from omnid.portfolio import CashAdjustment
+from omnid.storage.journal import read_journal
+
+from tests.peers.binance_peer import API_KEY, SECRET, BinancePeer
+from tests.venues.binance.test_daemon_e2e import write_config
+from tests.venues.binance.test_restart import running
+
+
+async def test_venue_cash_wins_and_replays(peer: BinancePeer, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """USDT 10000 at the venue, then a 2345.67 deposit while down: cash follows, exactly, once."""
+    monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("OMNID__STRATEGIES", "[]")
+    monkeypatch.setenv("OMNID__OMNID__BASE_CURRENCY", "USDT")
+    config = write_config(tmp_path, peer)
+    peer.balances["USDT"] = (Decimal("10000.00"), Decimal(0))
+
+    with structlog.testing.capture_logs() as logs:
+        async with running(config, monkeypatch) as (_, core):
+            assert core.restored["venues"]["BINANCE"]["cash_adjusted"] is True
+            assert core.engine.portfolio.exact()["cash"] == Decimal("10000.0")
+        peer.balances["USDT"] = (Decimal("12000.00"), Decimal("345.67"))  # free + locked
+        async with running(config, monkeypatch) as (_, core):
+            pf = core.engine.portfolio
+            assert core.restored["venues"]["BINANCE"]["cash_adjusted"] is True
+            assert pf.exact()["cash"] == Decimal("12345.67") and pf.realised_pnl() == 0.0
+            assert pf.exact()["initial_cash"] == Decimal("12345.67")  # capital in, not P&L
+        async with running(config, monkeypatch) as (_, core):
+            assert core.restored["venues"]["BINANCE"]["cash_adjusted"] is False
+            assert core.engine.portfolio.exact()["cash"] == Decimal("12345.67")
+
+    cash_diffs = [r for r in logs if r.get("event") == "reconcile difference" and r.get("kind") == "cash"]
+    assert [r["venue_cash"] for r in cash_diffs] == [10000.0, 12345.67]
+    alerts = [r for r in logs if r.get("event") == "alert" and r.get("kind") == "reconcile"]
+    assert len(alerts) == 2 and "12345.7" in alerts[1]["text"]
+    recs = read_journal(tmp_path / "var" / "journal.wal", repair=False).records
+    adjs = [r for r in recs if isinstance(r, CashAdjustment)]
+    assert [(a.currency, a.cash_after) for a in adjs] == [("USDT", "10000.0"), ("USDT", "12345.67")]
