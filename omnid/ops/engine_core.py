@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from omnid.engine import Engine, build_engine
 from omnid.errors import ConfigError, OmnidError
 from omnid.execution.events import ExecutionIssue
 from omnid.model import Fill, MarketEvent, Order, OrderStatus, Quote, Trade
-from omnid.portfolio import CashAdjustment, PositionAdjustment
+from omnid.portfolio import CashAdjustment, PositionAdjustment, to_decimal
 from omnid.ports import OrderUpdate
 from omnid.risk.events import RiskDenial, RiskHaltEvent
 from omnid.risk.gate import RiskGate
@@ -340,16 +341,24 @@ class EngineCore:
 
         The difference enters at the last traded price if one is known, else at the position's
         last mark or average price. A failure is logged and alerted, never raised: reconcile must
-        not stop the daemon.
+        not stop the daemon. A base asset held by more than one instrument's position is left
+        alone (alerted): the balance cannot say which position it belongs to.
         """
         iid = d["instrument_id"]
+        if d["shared_by"] > 1:
+            log.error("reconcile: position not adjusted, asset shared", venue=venue, instrument_id=iid,
+                      asset=d["asset"], positions=d["shared_by"])
+            self.daemon.alerts.emit("reconcile", f"{venue}: {iid} not set to the venue's {d['venue_qty']:g}: "
+                                    f"{d['asset']} is held by {d['shared_by']} positions; check by hand",
+                                    venue=venue, instrument_id=iid)
+            return 0
         portfolio = self.engine.portfolio
         pos = portfolio.position(iid)
         price = self.engine.last_price(iid)
         if not (math.isfinite(price) and price > 0) and pos is not None:
             price = pos.last_price if pos.last_price > 0 else pos.avg_price
         try:
-            adj = portfolio.adjust_position(iid, d["venue_qty"], price=price,
+            adj = portfolio.adjust_position(iid, d["venue_exact"], price=price,
                                             reason=f"reconcile with {venue}", ts=self.daemon.clock.now_ns())
             if adj is None:
                 return 0
@@ -375,10 +384,11 @@ class EngineCore:
         balances = getattr(client, "balances", None)
         if not isinstance(balances, dict) or portfolio.currency not in balances:
             return None
-        venue_cash = float(client.balance(portfolio.currency))
+        exact = _venue_amount(client, portfolio.currency)
+        venue_cash = float(exact)
         before = portfolio.cash()
         try:
-            adj = portfolio.adjust_cash(venue_cash, reason=f"reconcile with {client.venue}",
+            adj = portfolio.adjust_cash(exact, reason=f"reconcile with {client.venue}",
                                         ts=self.daemon.clock.now_ns())
             if adj is None:
                 return None
@@ -403,18 +413,26 @@ class EngineCore:
         if balance is None:
             return []
         suffix = f".{client.venue}"
-        out: list[dict[str, Any]] = []
+        held: list[tuple[Any, str]] = []
         for pos in self.engine.portfolio.positions():
             if not pos.instrument_id.endswith(suffix):
                 continue
             inst = self.engine.instruments.get(pos.instrument_id)
             asset = inst.base_currency if inst is not None else ""
-            if not asset:
-                continue
-            venue_qty = float(balance(asset))
+            if asset:
+                held.append((pos, asset))
+        per_asset: dict[str, int] = {}
+        for _, asset in held:
+            per_asset[asset] = per_asset.get(asset, 0) + 1
+        out: list[dict[str, Any]] = []
+        for pos, asset in held:
+            exact = _venue_amount(client, asset)
+            venue_qty = float(exact)
             if abs(venue_qty - pos.qty) > 1e-9 * max(1.0, abs(pos.qty)):
-                out.append({"instrument_id": pos.instrument_id, "asset": asset,
-                            "venue_qty": venue_qty, "journal_qty": pos.qty})
+                # An asset two positions share (BTCUSDT and BTCFDUSD) cannot say which one moved.
+                out.append({"instrument_id": pos.instrument_id, "asset": asset, "venue_qty": venue_qty,
+                            "journal_qty": pos.qty, "venue_exact": str(exact),
+                            "shared_by": per_asset[asset]})
         return out
 
     def enable_trading(self) -> None:
@@ -634,6 +652,19 @@ class EngineCore:
             "closed": True,
         }
         log.info("storage flushed", **self._final_storage)
+
+
+_SUM = Context(prec=120)  # far beyond any balance: exact for every real one
+
+
+def _venue_amount(client: Any, asset: str) -> Decimal:
+    """A venue balance (free + locked), exactly: each float is read as the decimal the venue sent,
+    so ``0.1 + 0.2`` is ``0.3``, not ``0.30000000000000004``."""
+    balances = getattr(client, "balances", None)
+    if isinstance(balances, dict) and asset in balances:
+        free, locked = balances[asset]
+        return _SUM.add(to_decimal(free), to_decimal(locked))
+    return to_decimal(float(client.balance(asset)))
 
 
 def _trailing_int(text: str) -> int:
