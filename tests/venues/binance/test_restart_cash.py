@@ -24,18 +24,18 @@ from tests.venues.binance.test_restart import running
 
 async def test_venue_cash_wins_and_replays(peer: BinancePeer, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """USDT 10000 at the venue, then a 2345.67 deposit while down: cash follows, exactly, once."""
+    """USDT 10000.3 at the venue, then a 2345.67 deposit while down: cash follows, exactly, once."""
     monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
     monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
     monkeypatch.setenv("OMNID__STRATEGIES", "[]")
     monkeypatch.setenv("OMNID__OMNID__BASE_CURRENCY", "USDT")
     config = write_config(tmp_path, peer)
-    peer.balances["USDT"] = (Decimal("10000.00"), Decimal(0))
+    peer.balances["USDT"] = (Decimal("10000.2"), Decimal("0.1"))  # as floats they sum to 10000.300000000001
 
     with structlog.testing.capture_logs() as logs:
         async with running(config, monkeypatch) as (_, core):
             assert core.restored["venues"]["BINANCE"]["cash_adjusted"] is True
-            assert core.engine.portfolio.exact()["cash"] == Decimal("10000.0")
+            assert core.engine.portfolio.exact()["cash"] == Decimal("10000.3")  # the venue's decimals, exactly
         peer.balances["USDT"] = (Decimal("12000.00"), Decimal("345.67"))  # free + locked
         async with running(config, monkeypatch) as (_, core):
             pf = core.engine.portfolio
@@ -47,9 +47,9 @@ async def test_venue_cash_wins_and_replays(peer: BinancePeer, tmp_path: Path,
             assert core.engine.portfolio.exact()["cash"] == Decimal("12345.67")
 
     cash_diffs = [r for r in logs if r.get("event") == "reconcile difference" and r.get("kind") == "cash"]
-    assert [r["venue_cash"] for r in cash_diffs] == [10000.0, 12345.67]
+    assert [r["venue_cash"] for r in cash_diffs] == [10000.3, 12345.67]
     alerts = [r for r in logs if r.get("event") == "alert" and r.get("kind") == "reconcile"]
     assert len(alerts) == 2 and "12345.7" in alerts[1]["text"]
     recs = read_journal(tmp_path / "var" / "journal.wal", repair=False).records
     adjs = [r for r in recs if isinstance(r, CashAdjustment)]
-    assert [(a.currency, a.cash_after) for a in adjs] == [("USDT", "10000.0"), ("USDT", "12345.67")]
+    assert [(a.currency, a.cash_after) for a in adjs] == [("USDT", "10000.3"), ("USDT", "12345.67")]
