@@ -12,9 +12,12 @@ sink, then run 2, ...) so that a change in the machine's load hits every sink al
 medians over the runs, stalls also as the worst run.
 
 Sinks: ``postgres`` (the default: a writer process does the COPY), ``postgres-loop`` (asyncpg on
-the loop), ``sqlite``. Also measured, for PostgreSQL: the in-loop sink alone writing one large batch
-by direct binary COPY into the day-partitioned table, versus the idempotent path (COPY into a
-staging table + INSERT ... ON CONFLICT DO NOTHING), which replays use.
+the loop), ``sqlite``. Also measured, for PostgreSQL (``--sink-alone``): the in-loop sink alone
+writing one large batch of ticks fresh, as a replay through the batch ledger (units not stored yet:
+ledger insert + COPY in one transaction), and as a replay of units all stored already (skipped).
+``--index-cost`` times one connection's binary COPY of the ticks into a plain table under each
+index the tick tables could carry (none, BRIN on ts_event, btree on (instrument_id, ts_event), the
+old unique natural key), to choose which to keep.
 
     .venv/bin/python bench/storage.py                  # 1,000,000 ticks, 3 runs, every sink
     .venv/bin/python bench/storage.py --rows 200000 --runs 5 --sinks none,sqlite
@@ -43,7 +46,7 @@ from omnid.storage.catalog import Catalog
 from omnid.storage.flusher import Flusher
 from omnid.storage.lagprobe import LoopLagProbe
 from omnid.storage.recorder import BatchRecorder
-from omnid.storage.sinks.base import Batch, Sink
+from omnid.storage.sinks.base import Batch, Sink, make_units
 from omnid.storage.sinks.pg_process import PostgresProcessSink
 from omnid.storage.sinks.postgres import PostgresSink
 from omnid.storage.sinks.sqlite import SqliteSink
@@ -120,8 +123,9 @@ async def through_flusher(
                probe.percentile(0.999, cpu=True))
 
 
-async def pg_paths(trades: list[Trade]) -> tuple[float, float]:
-    """(direct COPY rows/s, staging + ON CONFLICT rows/s) for one big batch, sink alone."""
+async def pg_paths(trades: list[Trade]) -> tuple[float, float, float]:
+    """(fresh COPY rows/s, ledger replay rows/s, all-skipped replay rows/s) for one big batch,
+    sink alone."""
     cat = Catalog()
     prefix = f"bench{uuid.uuid4().hex[:8]}_"
     spec = cat.table("md.trades")
@@ -134,12 +138,54 @@ async def pg_paths(trades: list[Trade]) -> tuple[float, float]:
     await sink.write(Batch(spec, trades))
     direct = len(rows) / (time.perf_counter() - t0)
     await sink.fetch(f'TRUNCATE "{prefix}md".trades')
+    units = make_units(uuid.uuid4().hex, len(rows))
     t0 = time.perf_counter()
-    await sink.write(Batch(spec, rows, built=True, replay=True))
-    upsert = len(rows) / (time.perf_counter() - t0)
+    await sink.write(Batch(spec, rows, built=True, replay=True, units=units))
+    ledger = len(rows) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    await sink.write(Batch(spec, rows, built=True, replay=True, units=units))
+    skipped = len(rows) / (time.perf_counter() - t0)
     await sink.close()
     await drop_schemas(prefix)
-    return direct, upsert
+    return direct, ledger, skipped
+
+
+INDEXES = {
+    "none": "",
+    "brin(ts_event)": 'CREATE INDEX ON {t} USING brin ("ts_event")',
+    "btree(instrument_id, ts_event)": 'CREATE INDEX ON {t} ("instrument_id", "ts_event")',
+    "unique(instrument_id, ts_event, trade_id)":
+        'ALTER TABLE {t} ADD PRIMARY KEY ("instrument_id", "ts_event", "trade_id")',
+}
+
+
+async def index_cost(trades: list[Trade], runs: int) -> dict[str, float]:
+    """Median rows/s of one binary COPY of ``trades`` into a fresh plain table under each index."""
+    spec = Catalog().table("md.trades")
+    rows = [spec.row(t) for t in trades]
+    schema = f"bench{uuid.uuid4().hex[:8]}_idx"
+    conn = await asyncpg.connect(PG)
+    out: dict[str, list[float]] = {k: [] for k in INDEXES}
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        for _ in range(runs):
+            for name, ddl in INDEXES.items():
+                t = f'"{schema}"."t"'
+                await conn.execute(f"DROP TABLE IF EXISTS {t}")
+                await conn.execute(f'CREATE TABLE {t} ("instrument_id" text COLLATE "C" NOT NULL, '
+                                   '"price" double precision, "size" double precision, "side" text, '
+                                   '"ts_event" bigint NOT NULL, "ts_init" bigint, '
+                                   '"trade_id" text COLLATE "C" NOT NULL)')
+                if ddl:
+                    await conn.execute(ddl.format(t=t))
+                t0 = time.perf_counter()
+                await conn.copy_records_to_table("t", schema_name=schema, columns=spec.column_names,
+                                                 records=rows)
+                out[name].append(len(rows) / (time.perf_counter() - t0))
+    finally:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+    return {k: statistics.median(v) for k, v in out.items()}
 
 
 async def main() -> None:
@@ -154,11 +200,19 @@ async def main() -> None:
                          "thread never idles, which lowers the other figures")
     ap.add_argument("--sink-alone", action="store_true",
                     help="also time the in-loop PostgreSQL sink alone on one big batch")
+    ap.add_argument("--index-cost", action="store_true",
+                    help="only time one COPY of the ticks into a plain table under each candidate index")
     ap.add_argument("--gc-freeze", action="store_true", help="gc.freeze() before measuring")
     ap.add_argument("--switch-interval-ms", type=float, default=0.0,
                     help="sys.setswitchinterval (default Python's 5 ms)")
     args = ap.parse_args()
     trades = make_trades(args.rows)
+    if args.index_cost:
+        print(f"one binary COPY of {args.rows:,} ticks on one connection, median of {args.runs} runs, "
+              f"load average {os.getloadavg()[0]:.1f}")
+        for name, rate in (await index_cost(trades, args.runs)).items():
+            print(f"  {name:45s} {rate:>10,.0f} rows/s")
+        return
     if args.gc_freeze:
         gc.freeze()
     if args.switch_interval_ms:
@@ -200,9 +254,10 @@ async def main() -> None:
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if "postgres" in args.sinks and args.sink_alone:
         res = [await pg_paths(trades) for _ in range(args.runs)]
-        print(f"postgres sink alone, one {args.rows:,}-row batch: direct COPY "
-              f"{statistics.median(r[0] for r in res):,.0f} rows/s, staging + ON CONFLICT "
-              f"{statistics.median(r[1] for r in res):,.0f} rows/s (medians)")
+        print(f"postgres sink alone, one {args.rows:,}-row batch: fresh COPY "
+              f"{statistics.median(r[0] for r in res):,.0f} rows/s, replay through the ledger "
+              f"{statistics.median(r[1] for r in res):,.0f} rows/s, replay already stored "
+              f"{statistics.median(r[2] for r in res):,.0f} rows/s (medians)")
 
 
 if __name__ == "__main__":

@@ -193,3 +193,30 @@ async def test_writer_process_killed_mid_run_loses_nothing(tmp_path: Path) -> No
     await fl.stop()
     assert spooled > 0  # the kill was noticed and its batches went through the spool
     assert _count(db, "md_trades") == 20_000
+
+
+async def test_merged_batches_keep_every_unit_id(tmp_path: Path) -> None:
+    """Queued tick batches merged into one write keep every constituent unit's id, with its end
+    offset moved into the merged batch; batches without units are never merged with them."""
+    from omnid.storage.flusher import SinkWorker
+    from omnid.storage.sinks.base import Batch, make_units
+    from omnid.storage.sinks.sqlite import SqliteSink
+    from omnid.storage.spool import Spool
+
+    cat = Catalog()
+    spec = cat.table("md.trades")
+    w = SinkWorker(SqliteSink(tmp_path / "x.sqlite"), Spool(tmp_path / "s.spool"), cat,
+                   slice_s=0.0005, max_queued_rows=10**6)
+    a, b, c = trades(1500), trades(700, start=T0 + 10**9), trades(10, start=T0 + 2 * 10**9)
+    w.put(Batch(spec, a, units=make_units("r:0", len(a))))
+    w.put(Batch(spec, b, units=make_units("r:1", len(b))))
+    w.put(Batch(spec, c))  # no units: written on its own
+    merged = w._next_batch()
+    assert list(merged.items) == a + b
+    assert merged.units == [("r:0:0", 1000), ("r:0:1", 1500), ("r:1:0", 2200)]
+    assert [(u, len(p)) for u, p in ((u, merged.items[s:e]) for u, s, e in merged.unit_slices())] == [
+        ("r:0:0", 1000), ("r:0:1", 500), ("r:1:0", 700)]
+    parts = merged.split(2)
+    assert [p.units for p in parts] == [[("r:0:0", 1000), ("r:0:1", 1500)], [("r:1:0", 700)]]
+    assert w._next_batch().units is None
+    w.spool.close()

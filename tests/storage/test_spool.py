@@ -134,3 +134,54 @@ async def test_spooled_frames_of_an_unknown_table_are_dropped_not_retried_foreve
     await fl.stop()
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT trade_id FROM md_trades").fetchall() == [("t1",)]
+
+
+def test_unit_frames_keep_their_ids_and_old_frames_still_read(tmp_path: Path) -> None:
+    """A batch unit is one frame carrying its id, however many rows; frames written before ids
+    existed (``[table, rows]``) read back with an empty id."""
+    import msgspec
+    from omnid.storage.framing import frame
+
+    path = tmp_path / "u.spool"
+    with path.open("wb") as f:  # the old two-field form
+        f.write(frame(msgspec.msgpack.encode(("md.trades", [("old", 1)]))))
+    sp = Spool(path)
+    sp.append("md.trades", [("a", i) for i in range(FRAME_ROWS + 5)], "run:3:0")
+    sp.append("exec.fills", [("f", 1)])
+    got = [(t, len(rows), u) for t, rows, u in sp.entries()]
+    sp.close()
+    assert got == [("md.trades", 1, ""), ("md.trades", FRAME_ROWS + 5, "run:3:0"), ("exec.fills", 1, "")]
+
+
+@pytest.mark.postgres
+async def test_replayed_units_already_stored_are_skipped(tmp_path: Path, pg_prefix: str) -> None:
+    """A spool holding units of which some were committed before the crash that spooled them (the
+    write was cut off after its commit) replays to exactly one copy of every row."""
+    from omnid.storage.sinks.base import Batch, make_units
+
+    cat = Catalog()
+    spec = cat.table("md.trades")
+    batch = trades(3000)
+    units = make_units("crashed:0", len(batch))
+    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat)
+    await sink.start(cat.tables())
+    await sink.write(Batch(spec, batch, units=units).only({units[0][0], units[2][0]}))
+    await sink.close()
+    sp = Spool(tmp_path / "postgres.spool")
+    for uid, a, b in Batch(spec, batch, units=units).unit_slices():
+        sp.append(spec.full_name, [spec.row(t) for t in batch[a:b]], uid)
+    sp.close()
+    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat)
+    fl = Flusher(BatchRecorder(cat), {"postgres": sink}, default_sink="postgres", spool_dir=tmp_path,
+                 catalog=cat, flush_ms=10, retry_s=0.05)
+    await fl.start()
+    await fl.flush(timeout_s=30)
+    await fl.stop()
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        total, n = await conn.fetchrow(
+            f'SELECT count(*), count(DISTINCT trade_id) FROM "{pg_prefix}md".trades')
+    finally:
+        await conn.close()
+    assert (total, n) == (3000, 3000)
+    assert sink.units_skipped == 2 and sink.replays == 3
