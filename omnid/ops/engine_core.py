@@ -39,7 +39,7 @@ from omnid.engine import Engine, build_engine
 from omnid.errors import ConfigError, OmnidError
 from omnid.execution.events import ExecutionIssue
 from omnid.model import Fill, MarketEvent, Order, OrderStatus, Quote, Trade
-from omnid.portfolio import CashAdjustment, PositionAdjustment, to_decimal
+from omnid.portfolio import CashAdjustment, PositionAdjustment, side_of, to_decimal
 from omnid.ports import OrderUpdate
 from omnid.risk.events import RiskDenial, RiskHaltEvent
 from omnid.risk.gate import RiskGate
@@ -373,8 +373,16 @@ class EngineCore:
                     qty_before=adj.qty_before, qty_after=adj.qty_after, price=adj.price,
                     cost_change=adj.cost_change)
         pos = portfolio.position(iid)
+        exits = self.engine.gate.exits
+        before = float(adj.qty_before)
         if pos is not None and pos.qty:
-            self.engine.gate.exits.adopt(pos, strategy_id=self._owners.get(iid, "risk"))
+            exits.adopt(pos, strategy_id=self._owners.get(iid, "risk"))
+        elif before:
+            # Flat now: the exits drop their levels as after a closing fill (this Fill goes only to
+            # their bookkeeping, never to the ledger or the journal), so no stop fires on nothing.
+            exits.on_fill(Fill(fill_id=f"reconcile-{adj.ts_event}", client_order_id="", instrument_id=iid,
+                               strategy_id="risk", side=side_of(-before), qty=abs(before),
+                               price=float(adj.price), ts_event=adj.ts_event))
         return 1
 
     def _adjust_cash(self, client: Any) -> CashAdjustment | None:

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 import structlog
+from omnid.model import OrderStatus
 from omnid.portfolio import CashAdjustment
 from omnid.storage.journal import read_journal
 
 from tests.peers.binance_peer import API_KEY, SECRET, BinancePeer
+from tests.venues.binance.conftest import until
 from tests.venues.binance.test_daemon_e2e import write_config
-from tests.venues.binance.test_restart import running
+from tests.venues.binance.test_restart import IID, buy, running
 
 
 async def test_venue_cash_wins_and_replays(peer: BinancePeer, tmp_path: Path,
@@ -53,3 +55,34 @@ async def test_venue_cash_wins_and_replays(peer: BinancePeer, tmp_path: Path,
     recs = read_journal(tmp_path / "var" / "journal.wal", repair=False).records
     adjs = [r for r in recs if isinstance(r, CashAdjustment)]
     assert [(a.currency, a.cash_after) for a in adjs] == [("USDT", "10000.3"), ("USDT", "12345.67")]
+
+
+async def test_withdrawal_to_flat_closes_the_position_and_its_exits(
+    peer: BinancePeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole base asset withdrawn while down: the position is set flat with no P&L, its stop is
+    dropped (no exit fires on nothing), and the next restart agrees with the venue."""
+    monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("OMNID__STRATEGIES", "[]")
+    config = write_config(tmp_path, peer)
+    with config.open("a") as f:
+        f.write("\n[risk.exits]\nstop_loss_pct = 5.0\n")
+    peer.balances["BTC"] = (Decimal(0), Decimal(0))
+    async with running(config, monkeypatch) as (_, core):
+        await peer.trade("BTCUSDT", "50000.00", "0.01000")
+        a = buy(core, 0.002)
+        await until(lambda: a.client_order_id in peer.orders, 10)
+        peer.fill(a.client_order_id, "0.002", "50000.00")
+        await until(lambda: a.status is OrderStatus.FILLED, 10)
+        assert core.engine.gate.exits.managed_count == 1
+    peer.balances["BTC"] = (Decimal(0), Decimal(0))  # withdrawn while down
+    async with running(config, monkeypatch) as (_, core):
+        pf = core.engine.portfolio
+        assert core.restored["venues"]["BINANCE"]["positions_adjusted"] == 1
+        assert pf.exact_position(IID)[:2] == (Decimal(0), Decimal(0)) and pf.positions() == []
+        assert pf.realised_pnl() == 0.0 and pf.open_position_count() == 0
+        assert core.engine.gate.exits.managed_count == 0
+    async with running(config, monkeypatch) as (_, core):
+        assert core.restored["venues"]["BINANCE"]["position_differences"] == 0
+        assert core.engine.portfolio.positions() == []
