@@ -312,9 +312,12 @@ class Engine:
                 continue
             src = self._sources[name]
             overrides_quote = type(s).on_quote is not Strategy.on_quote
+            # A strategy may offer a per-instrument on_trade (``trade_hook``): the same decisions
+            # with that instrument's state bound once.
+            hook = getattr(s, "trade_hook", None) if src == TICK else None
             for iid in s.instruments:
                 if src == TICK:
-                    trade[iid].append((runner, s.on_trade))
+                    trade[iid].append((runner, hook(iid) if hook is not None else s.on_trade))
                 else:
                     bar.setdefault((iid, src), []).append((runner, s.on_bar))
                 if overrides_quote:

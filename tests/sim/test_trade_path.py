@@ -15,7 +15,7 @@ from omnid.sim.replay import replay_ticks
 from omnid.sim.synthetic import generate_ticks
 
 
-def _run(fast: bool, bad_rows: bool) -> tuple[list[object], object, list[object], tuple[int, int, int]]:
+def _run(fast: bool, bad_rows: bool, plain_hook: bool = False) -> tuple[list[object], object, list[object], tuple[int, int, int]]:
     data = generate_ticks(20_000, instruments=3, seed=7)
     if bad_rows:  # malformed prints take the general path (recorded as bad events)
         data.price[100] = np.nan
@@ -37,6 +37,10 @@ def _run(fast: bool, bad_rows: bool) -> tuple[list[object], object, list[object]
 
     core.engine.manager.fill_listeners.append(listen)
     core.start()
+    if plain_hook:  # the strategy's own on_trade instead of its per-instrument trade_hook
+        runner = core.engine.runners["backtest"]
+        for iid, route in core.engine._routes.items():
+            route.handlers = core.engine._trade_handlers[iid] = [(runner, runner.strategy.on_trade)]
     # A partial is not recognised as Engine.on_trade, so the loop calls the general method.
     handle = core.on_trade if fast else functools.partial(Engine.on_trade, core.engine)
     replay_ticks(data, ids, core.clock, handle, book)
@@ -63,3 +67,10 @@ def test_trade_path_unknown_instrument_is_on_trade() -> None:
     core = BacktestCore(["A.SIM"], strategy="momentum", params={}, cash=1e6, commission=0.0, start_ns=0)
     assert core.engine.trade_path("B.SIM") == core.engine.on_trade
     assert core.engine.trade_path("A.SIM") != core.engine.on_trade
+
+
+def test_momentum_trade_hook_matches_on_trade() -> None:
+    hooked = _run(True, bad_rows=False)
+    plain = _run(True, bad_rows=False, plain_hook=True)
+    assert hooked[3][0] > 20
+    assert hooked == plain

@@ -20,6 +20,7 @@ has no square-off unless ``square_off`` is set; its session is the UTC day.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 from omnid.calendar import NS_PER_SECOND, parse_hhmm
@@ -174,6 +175,46 @@ class Momentum(Strategy):
         if pos == 0.0 and ts < st.valid_until and no_signal:
             return None
         return self._decide(iid, st, price, ts, pos)
+
+    def trade_hook(self, instrument_id: str) -> Callable[[Trade], Intents]:
+        """:meth:`on_trade` for one instrument, with its state and the hot reads bound once (the
+        engine asks for it when it builds its dispatch lists, after :meth:`on_start`). A subclass
+        that overrides :meth:`on_trade`, or an instrument this strategy has no state for, gets
+        :meth:`on_trade` itself."""
+        insts: dict[str, _Inst] | None = getattr(self, "_insts", None)
+        if type(self).on_trade is not Momentum.on_trade or insts is None or instrument_id not in insts:
+            return self.on_trade
+        iid = instrument_id
+        st = insts[iid]
+        imbalance = st.imbalance
+        vwap = st.vwap
+        rsi = st.rsi
+        a = self._flow_alpha
+        rsi_entry = self._rsi_entry
+        position_qty = self._position_qty
+        in_flight = self.in_flight
+        decide = self._decide
+
+        def on_trade(trade: Trade) -> Intents:
+            if not st.book_seen:
+                if imbalance.value == imbalance.value:  # not NaN: book data has arrived
+                    st.book_seen = True
+                else:
+                    size = trade.size
+                    side = trade.side
+                    signed = size if side is _BUY else -size if side is _SELL else 0.0
+                    st.flow_num += a * (signed - st.flow_num)
+                    st.flow_den += a * (size - st.flow_den)
+            ts = trade.ts_event
+            pos = position_qty(iid)
+            if in_flight:
+                pos += in_flight.get(iid, 0.0)
+            price = trade.price
+            if pos == 0.0 and ts < st.valid_until and not (price > vwap.value and rsi.value > rsi_entry):
+                return None
+            return decide(iid, st, price, ts, pos)
+
+        return on_trade
 
     def on_bar(self, bar: Bar) -> Intents:
         iid = bar.instrument_id
