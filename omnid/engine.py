@@ -20,7 +20,10 @@ updates feed the paper broker and the features. Nothing here awaits: the backtes
 Speed: everything that can be decided once is decided at :meth:`Engine.start` — per instrument
 the list of strategy hooks to call (only running strategies, only those fed by that event's
 source), the bound methods of the parts — so a tick that changes nothing costs a few dict lookups
-and direct calls. The lists are rebuilt when a strategy is paused, resumed or disabled.
+and direct calls. The lists are rebuilt when a strategy is paused, resumed or disabled. A caller
+that knows the instrument (the backtester's replay loop) takes :meth:`Engine.trade_path` once per
+instrument and skips the remaining per-tick lookups; a strategy may offer ``trade_hook(iid)``, its
+``on_trade`` bound to one instrument, which the dispatch lists then hold.
 
 Intents that arise while the paper broker is matching (a strategy's ``on_fill``, a loss-limit
 flatten) are queued and processed right after it, so an order is never added to the broker's
