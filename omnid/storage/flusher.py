@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from omnid.errors import StorageError, TransientError
 from omnid.storage.catalog import CATALOG, Catalog, Row, TableSpec
@@ -34,6 +37,7 @@ from omnid.storage.sinks.base import Batch, Sink, Unit, build_rows, make_units, 
 from omnid.storage.spool import FRAME_ROWS, Spool
 
 log = logging.getLogger("omnid.storage")
+_frame_enc = msgspec.msgpack.Encoder()
 
 #: The most rows one merged write may hold. Merging copies the lists (touching every record's
 #: reference count) in one step on the loop: 32k rows stays well under a millisecond, and batches
@@ -220,9 +224,12 @@ class SinkWorker:
     async def _drain(self) -> None:
         """Replay the spool in order; stop (still spooling) if the sink fails again."""
         replayed = 0
-        for table, rows, unit in self.spool.entries():
+        for table, rows, frame_unit in self.spool.entries():
             try:
                 spec = self.catalog.table(table)
+                unit = frame_unit
+                if spec.batch_keyed and not unit:  # spooled before frames carried unit ids
+                    unit = "spool:" + hashlib.blake2b(_frame_enc.encode(rows), digest_size=16).hexdigest()
                 units = [(unit, len(rows))] if unit else None
                 await self.sink.write(Batch(spec, rows, built=True, replay=True, units=units))
             except TransientError as exc:

@@ -185,3 +185,29 @@ async def test_replayed_units_already_stored_are_skipped(tmp_path: Path, pg_pref
         await conn.close()
     assert (total, n) == (3000, 3000)
     assert sink.units_skipped == 2 and sink.replays == 3
+
+
+@pytest.mark.postgres
+async def test_tick_frames_spooled_before_unit_ids_replay_once(tmp_path: Path, pg_prefix: str) -> None:
+    """A spool left by a version without unit ids: its tick frames get an id from their content,
+    so the same frame replayed twice (a crash mid-drain) stores its rows once."""
+    import msgspec
+    from omnid.storage.framing import frame
+
+    cat = Catalog()
+    spec = cat.table("md.trades")
+    rows = [spec.row(t) for t in trades(500)]
+    old = frame(msgspec.msgpack.encode(("md.trades", rows)))
+    (tmp_path / "postgres.spool").write_bytes(old + old)
+    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat)
+    fl = Flusher(BatchRecorder(cat), {"postgres": sink}, default_sink="postgres", spool_dir=tmp_path,
+                 catalog=cat, flush_ms=10, retry_s=0.05)
+    await fl.start()
+    await fl.flush(timeout_s=30)
+    await fl.stop()
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        total = await conn.fetchval(f'SELECT count(*) FROM "{pg_prefix}md".trades')
+    finally:
+        await conn.close()
+    assert total == 500 and sink.units_skipped == 1
