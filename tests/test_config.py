@@ -224,3 +224,9 @@ params = { target = "ghost" }
 """)
     with pytest.raises(ConfigError, match=r"strategies\[0\]\.params\.target: no strategy named 'ghost'"):
         load_config(p, env={})
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    cfg = load_config(path, env={})
+    assert cfg.instruments and cfg.strategies
