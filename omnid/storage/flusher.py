@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import uuid
@@ -317,8 +318,16 @@ class Flusher:
             self.dispatch()
 
     def dispatch(self) -> None:
-        """Hand every buffered batch to its sink's worker (cheap: no rows are built here)."""
-        for spec, items in self.recorder.take():
+        """Hand every buffered batch to its sink's worker (cheap: no rows are built here).
+
+        The recorder's fresh buffers are then moved out of the young GC generations while still
+        empty. Recorded structs are not GC-tracked, so recording triggers few collections and a
+        buffer would otherwise stay young while it grows to a whole batch: every young collection
+        then walks each such list (three 50k-row lists made one take 2.3 ms on the loop)."""
+        taken = self.recorder.take()
+        if taken and gc.isenabled():
+            gc.collect(1)
+        for spec, items in taken:
             if spec in self._route_cache:
                 worker = self._route_cache[spec]
             else:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Iterator, Sequence
+from itertools import islice
+from typing import Any, Protocol, overload
 
 from omnid.storage.catalog import Row, TableSpec
 
@@ -19,6 +20,45 @@ Unit = tuple[str, int]
 
 #: Items per unit. Equal to the spool's frame size, so a spooled unit is one frame.
 UNIT_ROWS = 1000
+
+
+class Span(Sequence[Any]):
+    """Items ``[lo, hi)`` of a list, without copying them. A split part as a fresh 25k-item list
+    is young: the next young GC collection walks all of it, ~1 ms on the loop."""
+
+    __slots__ = ("hi", "lo", "src")
+    src: Sequence[Any]
+    lo: int
+    hi: int
+
+    def __init__(self, src: Sequence[Any], lo: int, hi: int) -> None:
+        if isinstance(src, Span):
+            lo, hi = src.lo + lo, src.lo + hi
+            src = src.src
+        self.src = src
+        self.lo = lo
+        self.hi = hi
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            start, stop, step = i.indices(self.hi - self.lo)
+            return list(self.src[self.lo + start : self.lo + stop : step])
+        n = self.hi - self.lo
+        if not -n <= i < n:
+            raise IndexError(i)
+        return self.src[self.lo + i if i >= 0 else self.hi + i]
+
+    def __iter__(self) -> Iterator[Any]:
+        return islice(self.src, self.lo, self.hi)
 
 
 class Batch:
@@ -61,26 +101,33 @@ class Batch:
                 units.append((uid, len(items)))
         return Batch(self.spec, items, built=self.built, replay=self.replay, units=units)
 
-    def split(self, parts: int) -> list[Batch]:
+    def split(self, parts: int, *, copy: bool = True) -> list[Batch]:
         """About ``parts`` consecutive parts of similar size, cut at unit boundaries (a unit is
-        never split: it is stored whole or not at all) when the batch has units."""
+        never split: it is stored whole or not at all) when the batch has units. ``copy=False``
+        makes the parts :class:`Span` views of this batch's items (for a sink writing them at once
+        on the loop: no large young lists)."""
+        if not copy:
+            return [Batch(self.spec, Span(self.items, a, b), built=self.built, replay=self.replay,
+                          units=u) for a, b, u in self._cuts(parts)]
+        return [Batch(self.spec, self.items[a:b], built=self.built, replay=self.replay, units=u)
+                for a, b, u in self._cuts(parts)]
+
+    def _cuts(self, parts: int) -> list[tuple[int, int, list[Unit] | None]]:
+        """``(start, end, units)`` of each part :meth:`split` makes."""
         n = len(self.items)
         step = max(1, -(-n // max(1, parts)))
         if self.units is None:
-            return [Batch(self.spec, self.items[j : j + step], built=self.built, replay=self.replay)
-                    for j in range(0, n, step)]
-        out: list[Batch] = []
+            return [(j, min(n, j + step), None) for j in range(0, n, step)]
+        out: list[tuple[int, int, list[Unit] | None]] = []
         cur: list[Unit] = []
         start = 0
         for uid, _, b in self.unit_slices():
             cur.append((uid, b - start))
             if b - start >= step:
-                out.append(Batch(self.spec, self.items[start:b], built=self.built, replay=self.replay,
-                                 units=cur))
+                out.append((start, b, cur))
                 cur, start = [], b
         if cur:
-            out.append(Batch(self.spec, self.items[start:n], built=self.built, replay=self.replay,
-                             units=cur))
+            out.append((start, n, cur))
         return out
 
 

@@ -273,7 +273,7 @@ class PostgresSink:
             if self.connections == 1 or n < PARALLEL_ROWS:
                 await self._write_on(0, conn, batch)
                 return
-            parts = batch.split(self.connections)
+            parts = batch.split(self.connections, copy=False)  # views: no big young lists
             conns = [await self._connect(i) for i in range(len(parts))]
             results = await asyncio.gather(
                 *(self._write_on(i, c, p) for i, (c, p) in enumerate(zip(conns, parts, strict=True))),
