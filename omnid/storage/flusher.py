@@ -262,7 +262,7 @@ class Flusher:
         routes: dict[str, str] | None = None,
         flush_ms: int = 250,
         max_buffer_rows: int = 500_000,
-        slice_us: int = 500,
+        slice_us: int = 250,
         retry_s: float = 1.0,
         catalog: Catalog | None = None,
     ) -> None:

@@ -125,7 +125,7 @@ class PostgresSink:
         migrate_on_start: bool = True,
         timeout_s: float = 10.0,
         partitions_ahead_days: int = 2,
-        slice_s: float = 0.0005,
+        slice_s: float = 0.00025,
         connections: int = 2,
         catalog: Catalog | None = None,
     ) -> None:
