@@ -160,7 +160,7 @@ class Portfolio:
         if not math.isfinite(initial_cash):
             raise DataError(f"initial cash must be a finite number, got {initial_cash!r}")
         self._clock = clock
-        self._now_ns = clock.now_ns  # bound once: mark() reads the clock on every tick
+        self._now_ns = clock.now_ns  # bound once: mark() reads the clock on every tick it moves equity
         self.currency = currency
         self.account_id = account_id
         self.timezone = timezone
@@ -278,6 +278,7 @@ class Portfolio:
         if not math.isfinite(amount):
             raise DataError(f"deposit amount must be finite, got {amount!r}")
         d = to_decimal(amount)
+        self._roll_day(self._now_ns())
         self._cash = _EXACT.add(self._cash, d)
         self._initial = _EXACT.add(self._initial, d)
         self._day_start += amount
@@ -289,11 +290,13 @@ class Portfolio:
         book = self._books.get(instrument_id)
         if book is None or price - price != 0.0:  # untraded, or a NaN/inf price from bad data
             return
-        now = self._now_ns()
-        if now >= self._day_end:
-            self._roll_day(now)
         qm = book.qm
         if qm:  # a flat book's mark moves neither the market value nor equity (most ticks)
+            # The day rolls before the first change of equity in a new day; a flat mark changes
+            # none, so it need not read the clock (every reader of the day's start rolls first).
+            now = self._now_ns()
+            if now >= self._day_end:
+                self._roll_day(now)
             mv = self._mv + qm * (price - book.last)
             self._mv = mv
             eq = self._cash_f + mv
@@ -416,6 +419,7 @@ class Portfolio:
 
     def ledger(self) -> LedgerSnapshot:
         """The exact ledger, for the journal: :meth:`restore` rebuilds this portfolio from it."""
+        self._roll_day(self._now_ns())
         return LedgerSnapshot(
             account_id=self.account_id,
             currency=self.currency,
@@ -576,6 +580,7 @@ class Portfolio:
 
     def _set_cash(self, target: Decimal, reason: str, ts: int) -> CashAdjustment:
         ex = _EXACT
+        self._roll_day(self._now_ns())
         before = self._cash
         diff = ex.subtract(target, before)
         self._cash = target
@@ -594,6 +599,7 @@ class Portfolio:
         ts: int,
     ) -> PositionAdjustment:
         ex = _EXACT
+        self._roll_day(self._now_ns())
         known = self._books.get(instrument_id)
         old = _ZERO if known is None else known.q
         shrinks = target == 0 or (old != 0 and (old > 0) == (target > 0) and abs(target) < abs(old))
