@@ -191,14 +191,14 @@ async def iter_rows(batch: Batch, slice_s: float) -> AsyncIterator[list[Row]]:
         try:
             chunk = list(map(make, part))
         except Exception:
-            chunk = _careful(batch.spec, part)
+            chunk = careful_rows(batch.spec, part)
         yield chunk
         if perf() - start >= slice_s:
             await asyncio.sleep(0)
             start = perf()
 
 
-def _careful(spec: TableSpec, items: Sequence[Any]) -> list[Row]:
+def careful_rows(spec: TableSpec, items: Sequence[Any]) -> list[Row]:
     """Build rows one by one, leaving out (and logging) any item that cannot become a row."""
     out: list[Row] = []
     for x in items:
@@ -209,9 +209,9 @@ def _careful(spec: TableSpec, items: Sequence[Any]) -> list[Row]:
     return out
 
 
-async def release(items: Any, step: int = 4096) -> None:
+async def release(items: Any, step: int = 1024) -> None:
     """Drop a big list of records a slice at a time: freeing 250k trades at once holds the loop
-    for ~30 ms, a slice of 4096 for well under a millisecond."""
+    for ~30 ms, a slice of 4096 for ~0.2 ms: 1024 at a time keeps each turn near 50 µs."""
     if not isinstance(items, list):
         return
     while len(items) > step:

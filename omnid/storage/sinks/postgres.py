@@ -15,9 +15,12 @@ A unit already stored is skipped; a unit being stored by another transaction at 
 the insert wait for it (the ledger's primary key), so a unit is stored exactly once. A batch for
 these tables without unit ids is COPYed as it is if fresh, and refused if it is a replay.
 
-Rows stream to the server from an async generator that yields the loop every ``slice_s``, so a
-large COPY never holds the event loop for long. Timestamps are bigint nanoseconds: no
-``datetime`` is built per row.
+Rows are built and encoded into binary COPY data here (:mod:`omnid.storage.sinks.pgcopy`), a
+piece at a time, and handed to asyncpg as bytes: one piece is what a ``slice_s`` of work encodes,
+and the slice is shared by all the sink's connections copying at once, so a loop turn spends about
+``slice_s`` on PostgreSQL however many COPYs run (asyncpg's own record encoding would send 512 KB
+bursts of ~1 ms). A row that cannot be encoded is logged and left out. Timestamps are bigint
+nanoseconds: no ``datetime`` is built per row.
 
 Anything that means "the server is not there" (refused, reset, timed out, connection lost) becomes
 :class:`TransientError` so the flusher spools and retries; the connection is dropped and made
@@ -38,13 +41,16 @@ import asyncpg  # type: ignore[import-untyped]
 from omnid.errors import StorageError, TransientError
 from omnid.storage.catalog import CATALOG, GROUPS, Catalog, Row, TableSpec
 from omnid.storage.ddl import LEDGER, pg_create, pg_schema
-from omnid.storage.sinks.base import Batch, iter_rows
+from omnid.storage.sinks.base import Batch, careful_rows, iter_rows
+from omnid.storage.sinks.pgcopy import HEADER, TRAILER, CopyEncoder
 
 log = logging.getLogger("omnid.storage")
 
 DAY_NS = 86_400_000_000_000
 #: Batches at least this big are split across the sink's connections and written in parallel.
 PARALLEL_ROWS = 20_000
+#: Rows built and encoded between clock checks (~50 µs of work).
+STEP = 64
 _MIGRATION_LOCK = 0x6F6D6E6964  # advisory lock key ("omnid"): one migrator at a time
 
 #: Errors that say the server is unreachable or the connection is gone.
@@ -143,6 +149,8 @@ class PostgresSink:
         self._days: dict[str, set[int]] = {}  # partitioned table → days with a partition
         self._staging: list[set[str]] = [set() for _ in range(self.connections)]  # per connection
         self._ddl_lock = asyncio.Lock()
+        self._encoders: dict[str, CopyEncoder] = {}
+        self._streams = 0  # COPYs streaming now: they share one slice per loop turn
         self.copies = 0
         self.upserts = 0
         #: Batch-keyed writes of replays (through the ledger), and units skipped because the ledger
@@ -218,24 +226,64 @@ class PostgresSink:
             have.add(day)
 
     async def _stream(self, batch: Batch) -> AsyncIterator[Row]:
-        """Rows for COPY, built a chunk at a time as asyncpg consumes them, yielding the loop
-        whenever a slice's time is used up (inside :func:`iter_rows`)."""
+        """Rows for asyncpg's record COPY (the writer process, ``slice_s`` 0), built a chunk at a
+        time."""
         async for chunk in iter_rows(batch, self.slice_s):
             for r in chunk:
                 yield r
 
-    def _records(self, batch: Batch) -> Any:
-        """What COPY reads: a built batch as it is when no loop needs protecting (``slice_s`` 0:
-        the writer process), else rows streamed a slice at a time."""
-        if batch.built and self.slice_s <= 0:
-            return batch.items
-        return self._stream(batch)
+    def encoder(self, spec: TableSpec) -> CopyEncoder:
+        enc = self._encoders.get(spec.full_name)
+        if enc is None or enc.spec is not spec:
+            enc = self._encoders[spec.full_name] = CopyEncoder(spec)
+        return enc
+
+    async def _pieces(self, batch: Batch) -> AsyncIterator[bytes]:
+        """Binary COPY data of ``batch``, one piece per share of a loop turn, the loop running
+        between pieces."""
+        spec = batch.spec
+        enc = self.encoder(spec)
+        make = spec.row
+        items = batch.items
+        built = batch.built
+        perf = time.perf_counter
+        out: list[bytes] = [HEADER]
+        start = perf()
+        for i in range(0, len(items), STEP):
+            part = items[i : i + STEP]
+            if built:
+                enc.encode(part, out)
+            else:
+                try:
+                    rows = list(map(make, part))
+                except Exception:  # an item that cannot become a row: left out
+                    rows = careful_rows(spec, part)
+                enc.encode(rows, out)
+            if perf() - start >= self.slice_s / max(1, self._streams):
+                piece = b"".join(out)
+                out.clear()
+                yield piece  # asyncpg sends it and asks for the next piece at once: let the loop run
+                await asyncio.sleep(0)
+                start = perf()
+        out.append(TRAILER)
+        yield b"".join(out)
+
+    async def _copy_to(self, conn: asyncpg.Connection, table: str, schema: str | None, spec: TableSpec,
+                       batch: Batch) -> None:
+        if self.slice_s <= 0:  # no loop to protect (the writer process): asyncpg encodes
+            records = batch.items if batch.built else self._stream(batch)
+            await conn.copy_records_to_table(table, schema_name=schema, columns=spec.column_names,
+                                             records=records, timeout=self.timeout_s)
+            return
+        self._streams += 1
+        try:
+            await conn.copy_to_table(table, schema_name=schema, columns=spec.column_names,
+                                     source=self._pieces(batch), format="binary", timeout=self.timeout_s)
+        finally:
+            self._streams -= 1
 
     async def _copy(self, conn: asyncpg.Connection, spec: TableSpec, batch: Batch) -> None:
-        await conn.copy_records_to_table(
-            spec.name, schema_name=pg_schema(self.prefix, spec.group), columns=spec.column_names,
-            records=self._records(batch), timeout=self.timeout_s,
-        )
+        await self._copy_to(conn, spec.name, pg_schema(self.prefix, spec.group), spec, batch)
 
     async def _upsert(self, i: int, conn: asyncpg.Connection, spec: TableSpec, batch: Batch) -> None:
         stg = f"stg_{spec.group}_{spec.name}"
@@ -249,8 +297,7 @@ class PostgresSink:
                         "ON COMMIT DELETE ROWS"
                     )
                     staging.add(stg)
-                await conn.copy_records_to_table(stg, columns=spec.column_names,
-                                                 records=self._records(batch), timeout=self.timeout_s)
+                await self._copy_to(conn, stg, None, spec, batch)
                 await conn.execute(
                     f"INSERT INTO {self.qualified(spec)} ({cols}) "
                     f'SELECT {cols} FROM "{stg}" ON CONFLICT DO NOTHING'
