@@ -127,6 +127,10 @@ def next_local_time(
     raise ValueError(f"no weekday in {sorted(weekdays or [])} within two weeks")
 
 
+#: Later than any timestamp: "no timer due".
+NEVER_NS = (1 << 63) - 1
+
+
 class _TimerBook:
     """Named timers in a heap, shared by both clocks. Cancellation is lazy (a stale heap entry is
     skipped when its timer object is no longer the one registered under its name)."""
@@ -135,6 +139,9 @@ class _TimerBook:
         self._timers: dict[str, _Timer] = {}
         self._heap: list[tuple[int, int, _Timer]] = []
         self._seq = itertools.count()
+        #: No timer is due before this time (it may be earlier than the heap's top, never later):
+        #: a replay loop compares an event's time with it and skips :meth:`SimClock.advance_to`.
+        self.due_ns = NEVER_NS
 
     def now_ns(self) -> int:
         raise NotImplementedError
@@ -142,6 +149,8 @@ class _TimerBook:
     def _push(self, timer: _Timer) -> None:
         self._timers[timer.name] = timer
         heapq.heappush(self._heap, (timer.next_ns, next(self._seq), timer))
+        if timer.next_ns < self.due_ns:
+            self.due_ns = timer.next_ns
         self._scheduled(timer)
 
     def _scheduled(self, timer: _Timer) -> None:
@@ -214,11 +223,17 @@ class _TimerBook:
             return
         timer.next_ns = following
         heapq.heappush(self._heap, (following, next(self._seq), timer))
+        if following < self.due_ns:
+            self.due_ns = following
         self._scheduled(timer)
 
 
 class SimClock(_TimerBook):
-    """Simulated time, advanced by the replay. Never goes backwards."""
+    """Simulated time, advanced by the replay. Never goes backwards.
+
+    The replay loop (:func:`omnid.sim.replay.replay_ticks`) calls :meth:`advance_to` only for an
+    event at or after ``due_ns``; for the others it sets ``_now`` itself (a call saved per event).
+    """
 
     def __init__(self, start_ns: int = 0) -> None:
         super().__init__()
@@ -236,6 +251,7 @@ class SimClock(_TimerBook):
         heap = self._heap
         if heap and heap[0][0] <= ts_ns:
             self._fire_due(ts_ns)
+        self.due_ns = heap[0][0] if heap else NEVER_NS
         # A comparison, not max(): this runs once per replayed event and the call costs ~70 ns more.
         if ts_ns > self._now:  # noqa: PLR1730
             self._now = ts_ns

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from omnid.clock import SimClock
+from omnid.clock import NEVER_NS, SimClock
 from omnid.datafiles import BarData, TickData
 from omnid.engine import Engine
 from omnid.errors import DataError
@@ -79,7 +79,8 @@ def replay_ticks(
         handlers: list[Handler] = [owner.trade_path(iid) for iid in ids]
     else:
         handlers = [handle] * len(ids)
-    boundary = _NO_TS
+    # Without a book there is nothing to sample: the boundary is never reached.
+    boundary = _NO_TS if book is not None else NEVER_NS
     prev_ts = _NO_TS
     # Columns become Python lists a chunk at a time: plain floats and ints for the hot loop without
     # holding a million boxed objects per column (peak memory stays a few MB over the arrays).
@@ -90,11 +91,15 @@ def replay_ticks(
             data.ts[lo:hi].tolist(), data.symbol_codes[lo:hi].tolist(), data.price[lo:hi].tolist(),
             data.qty[lo:hi].tolist(), sides, strict=True,
         ):
-            if ts >= boundary and book is not None:
+            if ts >= boundary:
                 if prev_ts != _NO_TS:
-                    _sample(book, ids, last, prev_ts)
+                    _sample(book, ids, last, prev_ts)  # type: ignore[arg-type]
                 boundary = (ts // sample_ns + 1) * sample_ns
-            advance(ts)
+            # SimClock.advance_to, inlined for an event before any timer is due.
+            if ts >= clock.due_ns:
+                advance(ts)
+            elif ts > clock._now:
+                clock._now = ts
             handlers[code](Trade(ids[code], px, qty, side, ts, ts))
             last[code] = px
             prev_ts = ts
