@@ -191,6 +191,7 @@ class Momentum(Strategy):
         rsi = st.rsi
         a = self._flow_alpha
         rsi_entry = self._rsi_entry
+        rsi_exit = self.params.rsi_exit
         position_qty = self._position_qty
         in_flight = self.in_flight
         decide = self._decide
@@ -210,8 +211,13 @@ class Momentum(Strategy):
             if in_flight:
                 pos += in_flight.get(iid, 0.0)
             price = trade.price
-            if pos == 0.0 and ts < st.valid_until and not (price > vwap.value and rsi.value > rsi_entry):
-                return None
+            if ts < st.valid_until:
+                if pos == 0.0:
+                    if not (price > vwap.value and rsi.value > rsi_entry):
+                        return None
+                # Long, before the square-off, neither exit signal: _decide's own answer, inline.
+                elif pos > _FLAT and ts < st.sq and not price < vwap.value and not rsi.value < rsi_exit:
+                    return None
             return decide(iid, st, price, ts, pos)
 
         return on_trade
