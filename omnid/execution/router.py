@@ -39,11 +39,19 @@ class Router:
         if client.venue in self._clients and self._clients[client.venue] is not client:
             raise ConfigError("execution", [("venues", f"two clients for venue {client.venue!r}")])
         self._clients[client.venue] = client
-        client.bind(self)
+        client.bind(self._handler if self._handler is not None else self)
 
     def bind(self, handler: ExecutionEvents) -> None:
-        """Where the router forwards the clients' order updates and fills."""
+        """Where the clients' order updates and fills go. Once bound, each client reports to
+        ``handler`` directly: the router has nothing to add to a report, and a pass-through call
+        per update and fill is measurable in a backtest. Until then they report to the router,
+        which refuses them (no one would hear them)."""
         self._handler = handler
+        for client in self._clients.values():
+            client.bind(handler)
+        if self.default is not None:
+            client = self.default
+            client.bind(handler)
 
     @property
     def venues(self) -> list[str]:
