@@ -641,7 +641,11 @@ class Engine:
         # The owning strategy's in-flight quantity: what its open orders may still add.
         coid = order.client_order_id
         old = self._inflight.get(coid, 0.0)
-        new = 0.0 if terminal else order.side.sign * order.leaves_qty
+        if terminal:
+            new = 0.0
+        else:  # sign × leaves_qty, without two attribute-descriptor calls per status change
+            left = order.qty - order.filled_qty
+            new = order.side.sign * left if left > 0.0 else 0.0
         if new != old:
             runner.strategy.note_in_flight(order.instrument_id, new - old)
             if new:

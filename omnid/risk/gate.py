@@ -460,7 +460,9 @@ class RiskGate:
         if iid not in self._instruments:
             return
         sign = order.side.sign
-        leaves = order.leaves_qty
+        leaves = order.qty - order.filled_qty  # Order.leaves_qty without the property call
+        if leaves < 0.0:
+            leaves = 0.0
         key = (order.strategy_id, iid, order.side, order.action)
         self._orders[coid] = _Pending(iid, key, sign, leaves)
         self._adjust_pending(iid, sign, leaves)
