@@ -149,8 +149,7 @@ class _TimerBook:
     def _push(self, timer: _Timer) -> None:
         self._timers[timer.name] = timer
         heapq.heappush(self._heap, (timer.next_ns, next(self._seq), timer))
-        if timer.next_ns < self.due_ns:
-            self.due_ns = timer.next_ns
+        self.due_ns = min(self.due_ns, timer.next_ns)
         self._scheduled(timer)
 
     def _scheduled(self, timer: _Timer) -> None:
@@ -223,8 +222,7 @@ class _TimerBook:
             return
         timer.next_ns = following
         heapq.heappush(self._heap, (following, next(self._seq), timer))
-        if following < self.due_ns:
-            self.due_ns = following
+        self.due_ns = min(self.due_ns, following)
         self._scheduled(timer)
 
 

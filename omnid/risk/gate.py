@@ -461,7 +461,7 @@ class RiskGate:
             return
         sign = order.side.sign
         leaves = order.qty - order.filled_qty  # Order.leaves_qty without the property call
-        if leaves < 0.0:
+        if leaves < 0.0:  # noqa: PLR1730 - a compare, not a max() call, per order
             leaves = 0.0
         key = (order.strategy_id, iid, order.side, order.action)
         self._orders[coid] = _Pending(iid, key, sign, leaves)
