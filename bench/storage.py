@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import statistics
@@ -79,18 +80,71 @@ class Run(NamedTuple):
     cpu_p999: float
 
 
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL server process on this machine (postmaster, backends, helpers)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                comm = Path(f"/proc/{d}/comm").read_text().strip()
+            except OSError:
+                continue
+            if comm.startswith(("postgres", "postmaster")):
+                out.append(int(d))
+    return out
+
+
+class Pinning:
+    """``--pin``: this process on the first CPUs, every PostgreSQL process on the last one (new
+    backends inherit it from the postmaster), restored afterwards. What a deployment gets from
+    ``CPUAffinity=`` in the two systemd units."""
+
+    def __init__(self) -> None:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs at least 2 CPUs")
+        self.ours, self.theirs = set(cpus[:-1]), {cpus[-1]}
+        self.saved: dict[int, set[int]] = {}
+        self.own = os.sched_getaffinity(0)
+
+    def __enter__(self) -> Pinning:
+        os.sched_setaffinity(0, self.ours)
+        for pid in postgres_pids():
+            try:
+                self.saved[pid] = os.sched_getaffinity(pid)
+                os.sched_setaffinity(pid, self.theirs)
+            except OSError as exc:  # not ours to move: say so rather than measure something else
+                raise SystemExit(f"--pin: cannot move PostgreSQL process {pid}: {exc}") from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for pid, cpus in self.saved.items():
+            with contextlib.suppress(OSError):  # gone since
+                os.sched_setaffinity(pid, cpus)
+        for pid in set(postgres_pids()) - set(self.saved):  # backends born while pinned
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(pid, self.own | self.theirs)
+        os.sched_setaffinity(0, self.own)
+
+    def describe(self) -> str:
+        return f"bench on CPU {sorted(self.ours)}, PostgreSQL on CPU {sorted(self.theirs)}"
+
+
 async def through_flusher(
-    kind: str, trades: list[Trade], tmp: Path, hold_s: float = 0.0, probe_s: float = 0.001
+    kind: str, trades: list[Trade], tmp: Path, hold_s: float = 0.0, probe_s: float = 0.001,
+    pg_connections: int | None = None,
 ) -> Run:
     """One run of ``trades`` through recorder, flusher and the ``kind`` sink (``none``: no sink,
-    and the probe keeps watching the idle loop until ``hold_s`` has passed)."""
+    and the probe keeps watching the idle loop until ``hold_s`` has passed). ``pg_connections``:
+    the in-loop PostgreSQL sink's connections (None: its default)."""
     cat = Catalog()
     prefix = f"bench{uuid.uuid4().hex[:8]}_"
     sinks: dict[str, Sink] = {}
     if kind == "postgres":
         sinks[kind] = PostgresProcessSink(PG, schema_prefix=prefix)
     elif kind == "postgres-loop":
-        sinks[kind] = PostgresSink(PG, schema_prefix=prefix, catalog=cat)
+        extra = {} if pg_connections is None else {"connections": pg_connections}
+        sinks[kind] = PostgresSink(PG, schema_prefix=prefix, catalog=cat, **extra)
     elif kind == "sqlite":
         sinks[kind] = SqliteSink(tmp / f"{prefix}.sqlite")
     rec = BatchRecorder(cat, flush_rows=50_000, hard_limit=len(trades) + 1)
@@ -205,6 +259,11 @@ async def main() -> None:
     ap.add_argument("--gc-freeze", action="store_true", help="gc.freeze() before measuring")
     ap.add_argument("--switch-interval-ms", type=float, default=0.0,
                     help="sys.setswitchinterval (default Python's 5 ms)")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin this process to the first CPUs and every PostgreSQL process to the last "
+                         "one for the runs (restored after): the CPUAffinity= deployment")
+    ap.add_argument("--pg-connections", type=int, default=None,
+                    help="connections of the in-loop PostgreSQL sink (default: the sink's own)")
     args = ap.parse_args()
     trades = make_trades(args.rows)
     if args.index_cost:
@@ -225,13 +284,16 @@ async def main() -> None:
     if "none" not in kinds:
         kinds.insert(0, "none")  # the baseline every sink's stalls are shown against
     results: dict[str, list[Run]] = {k: [] for k in kinds}
-    with tempfile.TemporaryDirectory() as d:
+    pin = Pinning() if args.pin else contextlib.nullcontext()
+    if isinstance(pin, Pinning):
+        print(f"pinned: {pin.describe()}")
+    with tempfile.TemporaryDirectory() as d, pin:
         for _ in range(args.runs):
             for kind in kinds:
                 rates = [r.rate for k, rs in results.items() if k != "none" for r in rs]
                 hold = len(trades) / min(rates) if rates else 3.0  # as long as the slowest sink
                 results[kind].append(await through_flusher(kind, trades, Path(d), hold,
-                                                           args.probe_ms / 1000))
+                                                           args.probe_ms / 1000, args.pg_connections))
 
     def ms(x: float) -> str:
         return f"{x * 1000:5.2f}"
