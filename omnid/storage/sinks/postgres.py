@@ -119,7 +119,11 @@ def partition_name(spec: TableSpec, day: int) -> str:
 
 
 class PostgresSink:
-    """One connection, used by one flusher worker at a time."""
+    """Used by one flusher worker at a time. ``connections`` > 1 splits a big batch across that
+    many connections written in parallel: worth it only with cores to spare, since every COPY
+    backend also needs a core. On 2 cores one connection measured faster (997k against 913k
+    rows/s) with far shorter stalls of the loop (2.3 against 5.1 ms wall), so it is the default;
+    the writer process sets its own."""
 
     name = "postgres"
 
@@ -132,7 +136,7 @@ class PostgresSink:
         timeout_s: float = 10.0,
         partitions_ahead_days: int = 2,
         slice_s: float = 0.00025,
-        connections: int = 2,
+        connections: int = 1,
         catalog: Catalog | None = None,
     ) -> None:
         self.dsn = dsn
