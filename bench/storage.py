@@ -11,8 +11,12 @@ from the first record to the moment every row is committed. Runs are interleaved
 sink, then run 2, ...) so that a change in the machine's load hits every sink alike; figures are
 medians over the runs, stalls also as the worst run.
 
-Sinks: ``postgres`` (the default: a writer process does the COPY), ``postgres-loop`` (asyncpg on
-the loop), ``sqlite``. Also measured, for PostgreSQL (``--sink-alone``): the in-loop sink alone
+Sinks: ``postgres`` (a writer process does the COPY), ``postgres-loop`` (the daemon's default:
+the COPY on the loop, our own encoding in half-slice pieces; ``--pg-connections`` sets its
+connections), ``sqlite``. ``--pin`` puts this process on the first CPUs and every PostgreSQL
+process on the last one for the runs (what ``CPUAffinity=`` does in a deployment, see
+systemd/omnid.service), so the wall figures can be quoted pinned and unpinned.
+Also measured, for PostgreSQL (``--sink-alone``): the in-loop sink alone
 writing one large batch of ticks fresh, as a replay through the batch ledger (units not stored yet:
 ledger insert + COPY in one transaction), and as a replay of units all stored already (skipped).
 ``--index-cost`` times one connection's binary COPY of the ticks into a plain table under each
@@ -21,6 +25,7 @@ old unique natural key), to choose which to keep.
 
     .venv/bin/python bench/storage.py                  # 1,000,000 ticks, 3 runs, every sink
     .venv/bin/python bench/storage.py --rows 200000 --runs 5 --sinks none,sqlite
+    .venv/bin/python bench/storage.py --runs 5 --sinks none,postgres-loop --probe-ms 0 [--pin]
     OMNID_BENCH_PG=postgresql://... to point at another server (default 127.0.0.1:5432/test)
 """
 
