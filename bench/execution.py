@@ -14,13 +14,14 @@ backtest on an idle machine would see.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 from collections.abc import Callable
 
 from omnid.clock import SimClock
 from omnid.execution import OrderManager, Router
-from omnid.model import Fill, OrderIntent, OrderType, Side, Trade
+from omnid.model import Fill, Instrument, OrderIntent, OrderType, Side, Trade
 from omnid.portfolio import Portfolio
 from omnid.venues.paper import PaperBroker
 
@@ -117,6 +118,53 @@ def bench_apply_fill(n: int) -> None:
         apply(f)
 
 
+def _replay_fills(n: int) -> list[Fill]:
+    """Fills as a replay makes them: 10 instruments, each opened then closed in turn, at random
+    (never repeating) prices on a 0.01 tick, sizes on a 0.001 lot, a 0.05% fee of the notional."""
+    rng = random.Random(7)
+    fills = []
+    prices = [100.0 * (k + 1) for k in range(10)]
+    open_qty = [0.0] * 10
+    for i in range(n):
+        k = rng.randrange(10)
+        prices[k] = round(prices[k] * (1 + rng.gauss(0, 0.002)), 2)
+        if open_qty[k]:
+            side, qty = (Side.SELL, open_qty[k]) if open_qty[k] > 0 else (Side.BUY, -open_qty[k])
+            open_qty[k] = 0.0
+        else:
+            qty = round(rng.uniform(0.001, 50.0), 3)
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            open_qty[k] = qty * side.sign
+        fills.append(
+            Fill(
+                fill_id=f"f{i}",
+                client_order_id="o",
+                instrument_id=f"I{k}.SIM",
+                strategy_id="s",
+                side=side,
+                qty=qty,
+                price=prices[k],
+                commission=0.0005 * qty * prices[k],
+                ts_event=T0 + i,
+            )
+        )
+    return fills
+
+
+def bench_apply_fill_replay(n: int) -> None:
+    pf = Portfolio(SimClock(T0), initial_cash=1e6)
+    apply = pf.apply_fill
+    for f in _REPLAY_FILLS[:n]:
+        apply(f)
+
+
+def bench_round_qty(n: int) -> None:
+    inst = Instrument(symbol="BTC", venue="PAPER", lot_size=0.001)
+    round_qty = inst.round_qty
+    for q in _QTYS[:n]:
+        round_qty(q)
+
+
 def bench_round_trip(n: int) -> None:
     clock = SimClock(T0)
     broker = PaperBroker(clock)
@@ -131,6 +179,8 @@ def bench_round_trip(n: int) -> None:
 
 
 _TRADES: list[Trade] = []
+_REPLAY_FILLS: list[Fill] = []
+_QTYS: list[float] = []
 
 
 def main() -> None:
@@ -141,11 +191,16 @@ def main() -> None:
     n, runs = args.n, args.runs
     _TRADES.extend(_trades(n))
     small = max(n // 20, 1000)
+    _REPLAY_FILLS.extend(_replay_fills(small))
+    rng = random.Random(3)
+    _QTYS.extend(rng.uniform(0.0, 100.0) for _ in range(small))
     rows = [
         ("Portfolio.mark", _median_ns(bench_mark, n, runs)),
         ("PaperBroker.on_trade, nothing working", _median_ns(bench_idle_broker, n, runs)),
         ("PaperBroker.on_trade, one resting limit", _median_ns(bench_resting_limit, n, runs)),
         ("Portfolio.apply_fill", _median_ns(bench_apply_fill, small, runs)),
+        ("Portfolio.apply_fill, replay-like (10 instr.)", _median_ns(bench_apply_fill_replay, small, runs)),
+        ("Instrument.round_qty (lot 0.001)", _median_ns(bench_round_qty, small, runs)),
         ("market order round trip (submit..fill)", _median_ns(bench_round_trip, small, runs)),
     ]
     print(f"median of {runs} runs, n={n} (fills and round trips: {small})")

@@ -268,7 +268,27 @@ def _check(p: Portfolio, ref: _Ref, n_fills: int) -> None:
         _check_exact(p, ref, n_fills)
 
 
+def _check_views(p: Portfolio) -> None:
+    """Every float view is exactly the float of its exact amount (apply_fill takes shortcuts to
+    some of them; they must land on the same bits as converting the Decimal would)."""
+    ex = p.exact()
+    assert p.cash() == float(ex["cash"])
+    assert p.realised_pnl() == float(ex["realised"])
+    assert p.commissions() == float(ex["commissions"])
+    for lp in p.ledger().positions:
+        pos = p.position(lp.instrument_id)
+        assert pos is not None
+        q, cost, real = Decimal(lp.qty), Decimal(lp.cost), Decimal(lp.realised)
+        assert repr(pos.qty) == repr(float(q))  # repr: 0.0 and -0.0 differ
+        qm = float(q) * float(Decimal(lp.multiplier))
+        assert pos.avg_price == (float(cost) / qm if q else 0.0)
+        assert pos.realised_pnl == float(real)
+        assert pos.commissions == float(Decimal(lp.commissions))
+        assert pos.last_price == lp.last_price
+
+
 def _check_exact(p: Portfolio, ref: _Ref, n_fills: int) -> None:
+    _check_views(p)
     ex = p.exact()
     assert ex["cash"] == ref.cash  # exact, not approximately
     assert ex["commissions"] == ref.fees
@@ -365,6 +385,7 @@ def test_ledger_property_no_drift_shrinkable(fills: list[tuple[int, bool, int, i
         qty, price, fee = _dec(qu, qp), _dec(pu, pp), _dec(fu, 2)
         p.apply_fill(fill(ids[i], side, float(qty), float(price), float(fee)))
         ref.apply(ids[i], side, qty, price, fee)
+        _check_views(p)
     _check(p, ref, len(fills))
 
 
