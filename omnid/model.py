@@ -146,6 +146,44 @@ def _decimal(x: float) -> Decimal:
     return Decimal(repr(x))
 
 
+#: A step (tick or lot) size → ``(C, D, n_max)``: ``_decimal(step) * n`` is exactly ``n * C / D``
+#: for ``|n| <= n_max``; ``(0, 1, -1)`` when no such form is used for that step.
+_STEPS: dict[float, tuple[int, int, int]] = {}
+#: Default decimal context precision: a product with more coefficient digits would be rounded.
+_DEC_PREC = 28
+
+
+def _step_parts(step: float) -> tuple[int, int, int]:
+    """Split the step's shortest decimal ``c * 10**e`` once, so multiples need no Decimal."""
+    d = _decimal(step)
+    if not d.is_finite() or d <= 0:
+        return 0, 1, -1
+    t = d.as_tuple()
+    e = t.exponent
+    if not isinstance(e, int) or not -40 <= e <= 20:  # far outside any real tick or lot: no shortcut
+        return 0, 1, -1
+    c = int("".join(map(str, t.digits)))
+    n_max = (10**_DEC_PREC - 1) // c  # the Decimal product's coefficient is n * c: exact up to here
+    return (c * 10**e, 1, n_max) if e >= 0 else (c, 10**-e, n_max)
+
+
+def _step_multiple(step: float, n: int) -> float:
+    """``float(_decimal(step) * n)``, bit for bit, without building Decimals.
+
+    ``_decimal(step) * n`` is the exact rational ``n * C / D`` while its coefficient fits the
+    default context (28 digits), and both ``float(Decimal)`` and int true division round that
+    rational correctly (to nearest, ties to even), so they give the same float. Beyond that (or
+    for a step the shortcut does not cover) it falls back to the Decimal.
+    """
+    parts = _STEPS.get(step)
+    if parts is None:
+        parts = _STEPS[step] = _step_parts(step)
+    c, den, n_max = parts
+    if -n_max <= n <= n_max:
+        return n * c / den
+    return float(_decimal(step) * n)
+
+
 class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A tradable thing at one venue, with the filters an order must pass there."""
 
@@ -178,7 +216,7 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             n = math.ceil(steps - 1e-9)
         else:
             n = round(steps)
-        return float(_decimal(tick) * n)
+        return _step_multiple(tick, n)
 
     def round_qty(self, qty: float) -> float:
         """Round a quantity down to the lot size (never more than asked)."""
@@ -186,7 +224,7 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if lot <= 0:
             return qty
         n = math.floor(abs(qty) / lot + 1e-9)
-        return math.copysign(float(_decimal(lot) * n), qty) if n else 0.0
+        return math.copysign(_step_multiple(lot, n), qty) if n else 0.0
 
     def format_price(self, price: float) -> str:
         """The price as an exact decimal string with the tick's number of places."""

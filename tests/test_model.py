@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
+from collections.abc import Callable
 from decimal import Decimal
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from omnid.errors import IllegalTransition
 from omnid.model import (
@@ -120,3 +122,93 @@ def test_instrument_id_and_sides() -> None:
     assert Instrument(symbol="AAPL", venue="ALPACA").id == "AAPL.ALPACA"
     assert Side.BUY.sign == 1 and Side.SELL.sign == -1 and Side.NONE.sign == 0
     assert Side.BUY.opposite is Side.SELL
+
+
+# -------------------------------------------------------------------------------------------------
+# round_qty / round_price take a Decimal-free path; it must give the Decimal path's float exactly.
+
+_STEP_SIZES = [0.001, 0.01, 1e-8, 0.1, 1.0, 5.0, 25.0, 0.00001, 0.5, 0.25, 0.05, 0.0001, 1e-6,
+               0.003, 0.125, 100.0, 1000.0, 2.5, 1e-12, 7e-5, 1e15, 3e20, 1e-30]
+
+
+def _decimal_qty(lot: float, qty: float) -> float:
+    """round_qty as defined: the lot's shortest decimal times the whole number of lots."""
+    if lot <= 0:
+        return qty
+    n = math.floor(abs(qty) / lot + 1e-9)
+    return math.copysign(float(Decimal(repr(lot)) * n), qty) if n else 0.0
+
+
+def _decimal_price(tick: float, price: float, side: Side) -> float:
+    if tick <= 0:
+        return price
+    steps = price / tick
+    if side is Side.BUY:
+        n = math.floor(steps + 1e-9)
+    elif side is Side.SELL:
+        n = math.ceil(steps - 1e-9)
+    else:
+        n = round(steps)
+    return float(Decimal(repr(tick)) * n)
+
+
+_steps = st.one_of(
+    st.sampled_from(_STEP_SIZES),
+    st.floats(1e-12, 1e6, allow_nan=False, allow_infinity=False),
+    st.builds(lambda m, k: m * 10.0**k, st.integers(1, 999), st.integers(-12, 6)),
+)
+
+
+@st.composite
+def _near_multiples(draw: st.DrawFn) -> tuple[float, float]:
+    """A step and an amount on, just off, or far from one of its multiples."""
+    step = draw(_steps)
+    k = draw(st.one_of(st.integers(-10**6, 10**6), st.integers(-10**30, 10**30)))
+    how = draw(st.sampled_from(["on", "up", "down", "eps", "random"]))
+    x = k * step
+    if how == "up":
+        x = math.nextafter(x, math.inf)
+    elif how == "down":
+        x = math.nextafter(x, -math.inf)
+    elif how == "eps":
+        x = (k + draw(st.floats(-2e-9, 2e-9))) * step
+    elif how == "random":
+        x = draw(st.floats(-1e30, 1e30, allow_nan=False, allow_infinity=False))
+    return step, x
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_near_multiples())
+def test_round_qty_equals_the_decimal_definition(case: tuple[float, float]) -> None:
+    lot, qty = case
+    inst = Instrument(symbol="X", venue="SIM", lot_size=lot)
+    got, want = inst.round_qty(qty), _decimal_qty(lot, qty)
+    assert repr(got) == repr(want)  # repr: the same float, sign of zero included
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_near_multiples(), st.sampled_from(list(Side)))
+def test_round_price_equals_the_decimal_definition(case: tuple[float, float], side: Side) -> None:
+    tick, price = case
+    inst = Instrument(symbol="X", venue="SIM", tick_size=tick)
+    got, want = inst.round_price(price, side), _decimal_price(tick, price, side)
+    assert repr(got) == repr(want)
+
+
+def _outcome(fn: Callable[..., float], *args: object) -> str:
+    try:
+        return repr(fn(*args))
+    except (ArithmeticError, ValueError) as e:
+        return type(e).__name__
+
+
+def test_round_qty_beyond_28_digits_and_odd_inputs_still_match() -> None:
+    """Multiples past the default context's 28 digits take the Decimal path (which rounds); huge,
+    infinite and NaN amounts fail (or not) the same way."""
+    for lot in (0.001, 1e-8, 25.0, math.inf, 1e300, 5e-324):
+        inst = Instrument(symbol="X", venue="SIM", lot_size=lot, tick_size=lot)
+        for qty in (1e25, 3.3e27, 1.2345e30, 9.87e300, math.inf, math.nan, 0.0, -0.0, 1.0):
+            for x in (qty, -qty):
+                assert _outcome(inst.round_qty, x) == _outcome(_decimal_qty, lot, x)
+                for side in Side:
+                    assert _outcome(inst.round_price, x, side) == _outcome(_decimal_price, lot, x, side)
