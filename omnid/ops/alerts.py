@@ -13,6 +13,10 @@ Telegram Bot API facts relied on (core.telegram.org/bots/api, "Making requests",
   HTTP status and ``error_code`` 429.
 Webhooks: Slack incoming webhooks take ``{"text": ...}``, Discord's ``{"content": ...}``; both
 answer 429 with a ``Retry-After`` header when rate limited.
+
+Every alert's fate is recorded (:class:`AlertOutcome`, into ``exec.alerts``) once per channel when
+it was delivered, refused or given up after retries, and once when the full queue dropped it: the
+store answers "was I told?" without the log files.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from omnid.model import Fill
 from omnid.ops.config import AlertRules, AlertsConfig, TelegramConfig, WebhookConfig
 from omnid.ops.logging import redact, register_secret
 from omnid.ops.protocol import AlertStatus
+from omnid.ports import NullRecorder, Recorder
 
 log = structlog.get_logger("omnid.alerts")
 
@@ -43,6 +48,23 @@ class Alert(msgspec.Struct, kw_only=True):
     text: str
     context: dict[str, Any] = msgspec.field(default_factory=dict)
     ts_ns: int = 0
+
+
+class AlertOutcome(msgspec.Struct, kw_only=True, frozen=True):
+    """What became of one alert on one channel: ``sent``, ``refused`` (the peer said no; not
+    retried), ``gave_up`` (still failing after the retries) or ``dropped`` (the queue was full; no
+    channel tried, ``channel`` is empty). ``ts_event`` is when the alert was raised, ``ts_done``
+    when its fate was known. ``context`` is redacted as for webhooks."""
+
+    ts_event: int
+    kind: str
+    text: str
+    channel: str
+    outcome: str
+    attempts: int
+    error: str = ""
+    context: dict[str, Any] = msgspec.field(default_factory=dict)
+    ts_done: int = 0
 
 
 class Channel(Protocol):
@@ -158,8 +180,11 @@ class AlertManager:
         channels: list[Channel] | None = None,
         now_ns: Callable[[], int] = time.time_ns,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        recorder: Recorder | None = None,
     ) -> None:
         self.cfg = cfg
+        #: Where :class:`AlertOutcome` records go; the trading core sets it once storage exists.
+        self.recorder: Recorder = recorder if recorder is not None else NullRecorder()
         self.instance = instance
         self.channels = build_channels(cfg, instance) if channels is None else channels
         self._now_ns = now_ns
@@ -190,6 +215,7 @@ class AlertManager:
             self.dropped += 1
             if self.dropped <= 3 or self.dropped % 100 == 0:
                 log.warning("alert dropped: queue full", kind=kind, dropped=self.dropped)
+            self._record(alert, "", "dropped", 0, "queue full")
             return False
         except Exception:
             self.dropped += 1
@@ -223,27 +249,43 @@ class AlertManager:
 
     async def _deliver(self, session: aiohttp.ClientSession, ch: Channel, alert: Alert) -> None:
         delay = self.cfg.retry_backoff_s
+        error = ""
         for attempt in range(self.cfg.max_retries + 1):
             try:
                 await ch.send(session, alert)
             except RateLimitedError as exc:
                 wait = exc.retry_after if exc.retry_after is not None else delay
+                error = str(exc)
                 log.warning("alert rate limited", channel=ch.name, retry_after=wait, attempt=attempt)
             except TransientError as exc:
                 wait = delay
+                error = str(exc)
                 log.warning("alert send failed; will retry", channel=ch.name, error=str(exc), attempt=attempt)
             except RejectedError as exc:
                 self.failed += 1
                 log.error("alert refused", channel=ch.name, error=str(exc), kind=alert.kind)
+                self._record(alert, ch.name, "refused", attempt + 1, str(exc))
                 return
             else:
                 self.sent += 1
+                self._record(alert, ch.name, "sent", attempt + 1, "")
                 return
             if attempt < self.cfg.max_retries:
                 await self._sleep(wait)
                 delay *= 2
         self.failed += 1
         log.error("alert given up after retries", channel=ch.name, kind=alert.kind)
+        self._record(alert, ch.name, "gave_up", self.cfg.max_retries + 1, error)
+
+    def _record(self, alert: Alert, channel: str, outcome: str, attempts: int, error: str) -> None:
+        """Record one alert's fate; never raises (a record must not cost the alert or the caller)."""
+        try:
+            self.recorder.record(AlertOutcome(
+                ts_event=alert.ts_ns, kind=alert.kind, text=redact(alert.text), channel=channel,
+                outcome=outcome, attempts=attempts, error=redact(error), context=redact(alert.context),
+                ts_done=self._now_ns()))
+        except Exception:
+            log.exception("alert outcome could not be recorded", kind=alert.kind)
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait (bounded) until the queue is empty; True if it emptied."""
