@@ -9,8 +9,11 @@ they are stored exactly once per *batch* instead (each batch carries durable uni
 ledger in the same transaction as its rows; see :mod:`omnid.storage.sinks.postgres`).
 Timestamps stay integer nanoseconds (``bigint``) all the way down.
 
-Types added later by other parts register themselves with :func:`register_table`; any struct that
-is not registered still gets stored, as JSON in ``strategy.records`` keyed by its type name, its
+The records other parts write down (risk denials and halts, scanner rankings, strategy errors and
+state changes, execution issues, rejected market events, reconcile adjustments, alert outcomes)
+have typed tables too, described in :mod:`omnid.storage.tables` and bound to their types by import
+path. Types added later register themselves with :func:`register_table`; any struct that is not
+registered still gets stored, as JSON in ``strategy.records`` keyed by its type name, its
 timestamp and a hash of its payload.
 """
 
@@ -26,6 +29,7 @@ import msgspec.structs
 from omnid.errors import StorageError
 from omnid.model import AccountState, Bar, Fill, Instrument, Order, OrderIntent, Position, Quote, Trade
 from omnid.ports import OrderUpdate
+from omnid.storage.tables import record_tables
 
 ColumnKind = Literal["text", "real", "int", "json"]
 GROUPS = ("md", "derived", "strategy", "exec")
@@ -232,6 +236,13 @@ def _derived_bars() -> TableSpec:
     return TableSpec("derived", "bars", md.columns, md.key, md.row, ts_column="ts_open")
 
 
+def _records() -> dict[str, TableSpec]:
+    """The record types' tables (:mod:`omnid.storage.tables`), by the type's import path."""
+    return {t.type_path: TableSpec(t.group, t.name, [Column(n, k) for n, k in t.columns], t.key, t.row,
+                                   ts_column=t.ts_column)
+            for t in record_tables()}
+
+
 #: Bars built from stored trades (``omnid data bars``): same shape as ``md.bars``, kept apart from
 #: the venue's own bars.
 DERIVED_BARS = _derived_bars()
@@ -242,7 +253,10 @@ class Catalog:
 
     def __init__(self) -> None:
         self._by_type: dict[type[Any], TableSpec] = _builtin()
+        #: Record tables by their type's import path, bound to the type when first asked for.
+        self._by_path: dict[str, TableSpec] = _records()
         self._by_name: dict[str, TableSpec] = {s.full_name: s for s in self._by_type.values()}
+        self._by_name.update((s.full_name, s) for s in self._by_path.values())
         self._by_name[GENERIC.full_name] = GENERIC
         self._by_name[DERIVED_BARS.full_name] = DERIVED_BARS
 
@@ -256,7 +270,13 @@ class Catalog:
 
     def spec_for(self, struct_type: type[Any]) -> TableSpec:
         """The table for a type: its own, or the generic JSON table."""
-        return self._by_type.get(struct_type, GENERIC)
+        spec = self._by_type.get(struct_type)
+        if spec is None:
+            spec = self._by_path.get(f"{struct_type.__module__}.{struct_type.__qualname__}")
+            if spec is None:
+                return GENERIC
+            self._by_type[struct_type] = spec
+        return spec
 
     def table(self, full_name: str) -> TableSpec:
         spec = self._by_name.get(full_name)
@@ -268,7 +288,12 @@ class Catalog:
         return list(self._by_name.values())
 
     def types(self) -> dict[type[Any], TableSpec]:
+        """Types bound to a table so far (record types join once :meth:`spec_for` has seen them)."""
         return dict(self._by_type)
+
+    def record_paths(self) -> dict[str, TableSpec]:
+        """Import path → table of the record types (:mod:`omnid.storage.tables`)."""
+        return dict(self._by_path)
 
 
 CATALOG = Catalog()
@@ -285,12 +310,12 @@ def register_table(
     ts_column: str = "",
     catalog: Catalog | None = None,
 ) -> TableSpec:
-    """Give ``struct_type`` its own table, e.g. for risk denials::
+    """Give ``struct_type`` its own table, e.g. for a strategy's own signal record::
 
-        register_table(RiskDenial, "strategy", "risk_denials",
-                       [("strategy_id", "text"), ("ts_event", "int"), ("rule", "text"), ...],
-                       key=("strategy_id", "ts_event", "rule"),
-                       row=lambda d: (d.strategy_id, d.ts_event, d.rule, ...), ts_column="ts_event")
+        register_table(Signal, "strategy", "signals",
+                       [("strategy_id", "text"), ("ts_event", "int"), ("name", "text"), ...],
+                       key=("strategy_id", "ts_event", "name"),
+                       row=lambda s: (s.strategy_id, s.ts_event, s.name, ...), ts_column="ts_event")
 
     Unregistered types are still recorded, as JSON in ``strategy.records``.
     """
