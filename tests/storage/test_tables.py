@@ -358,3 +358,38 @@ async def test_alert_outcomes_are_recorded_into_exec_alerts(tmp_path: Path) -> N
     assert rows[0]["context"] == {"api_key": "***"}
     assert "502" in rows[2]["error"] and rows[3]["error"]
     assert all(r["ts_done"] > r["ts_event"] for r in rows)
+
+
+# ---- an existing database -----------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_existing_database_gains_the_tables_and_keeps_its_json_records(pg_prefix: str) -> None:
+    """A store at migration 2, holding a denial as JSON in strategy.records: migrating applies
+    0003 (and any later ones), creates every record table, and leaves the old JSON row where it was."""
+    from omnid.storage.sinks.postgres import migrate, migrations, render
+
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        meta = f'"{pg_prefix}meta"'
+        await conn.execute(f"CREATE SCHEMA {meta}")
+        await conn.execute(f"CREATE TABLE {meta}.schema_migrations (version int PRIMARY KEY, name text NOT NULL, "
+                           "applied_at timestamptz NOT NULL DEFAULT now())")
+        for version, name, sql in migrations():
+            if version <= 2:
+                await conn.execute(render(sql, pg_prefix))
+                await conn.execute(f"INSERT INTO {meta}.schema_migrations (version, name) VALUES ($1, $2)",
+                                   version, name)
+        old = samples()[0]
+        row = GENERIC.row(old)
+        await conn.execute(f'INSERT INTO "{pg_prefix}strategy".records VALUES ($1, $2, $3, $4)', *row)
+        later = [v for v, _, _ in migrations() if v > 2]
+        assert 3 in later and await migrate(conn, pg_prefix) == later
+        for spec in Catalog().record_paths().values():
+            n = await conn.fetchval(f'SELECT count(*) FROM "{pg_prefix}{spec.group}"."{spec.name}"')
+            assert n == 0, spec.full_name
+        kept = await conn.fetch(f'SELECT type, ts, payload FROM "{pg_prefix}strategy".records')
+    finally:
+        await conn.close()
+    assert [(r["type"], r["ts"], json.loads(r["payload"])["rule"]) for r in kept] == [
+        ("RiskDenial", T0, "max_position")]
