@@ -29,6 +29,7 @@ from omnid.storage.ddl import sqlite_name
 from omnid.storage.flusher import Flusher
 from omnid.storage.recorder import BatchRecorder
 from omnid.storage.sinks.base import Batch, Sink
+from omnid.storage.sinks.pg_process import PostgresProcessSink
 from omnid.storage.sinks.postgres import PostgresSink
 from omnid.storage.sinks.sqlite import SqliteSink
 from omnid.strategies.base import StrategyErrorRecord, StrategyStateChange
@@ -167,6 +168,17 @@ async def _run(sink: Sink, tmp_path: Path, cat: Catalog, batches: list[list[Any]
     await fl.stop()
 
 
+PgFactory = Callable[[str, Catalog], Sink]
+
+
+@pytest.fixture(params=["loop", "process"])
+def pg_sink(request: pytest.FixtureRequest) -> PgFactory:
+    """Both PostgreSQL writers: on the loop (our COPY encoder) and the child process (asyncpg's)."""
+    if request.param == "loop":
+        return lambda prefix, cat: PostgresSink(PG_DSN, schema_prefix=prefix, catalog=cat)
+    return lambda prefix, cat: PostgresProcessSink(PG_DSN, schema_prefix=prefix)
+
+
 # ---- the catalogue ------------------------------------------------------------------------------
 
 
@@ -214,12 +226,12 @@ async def test_sqlite_round_trip_and_repeats_store_once(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_round_trip_and_repeats_store_once(tmp_path: Path, pg_prefix: str) -> None:
+async def test_postgres_round_trip_and_repeats_store_once(tmp_path: Path, pg_prefix: str,
+                                                          pg_sink: PgFactory) -> None:
     cat = Catalog()
     recs = samples()
-    await _run(PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat), tmp_path, cat,
-               [recs + samples(), samples()])
-    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat)
+    await _run(pg_sink(pg_prefix, cat), tmp_path, cat, [recs + samples(), samples()])
+    sink = pg_sink(pg_prefix, cat)
     await sink.start(cat.tables())
     for spec, items in _by_spec(cat, samples()).items():  # a spool replay: the upsert path
         await sink.write(Batch(spec, [spec.row(x) for x in items], built=True, replay=True))
@@ -297,12 +309,12 @@ async def test_sqlite_odd_values_stored_or_left_out_alone(tmp_path: Path, caplog
 
 
 @pytest.mark.postgres
-async def test_postgres_odd_values_stored_or_left_out_alone(tmp_path: Path, pg_prefix: str,
+async def test_postgres_odd_values_stored_or_left_out_alone(tmp_path: Path, pg_prefix: str, pg_sink: PgFactory,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     cat = Catalog()
     keep, bad = odd()
     fine = StrategyStateChange(strategy_id="s", state="running", reason="fine", ts_event=T0)
-    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat)
+    sink = pg_sink(pg_prefix, cat)
     with caplog.at_level(logging.ERROR, logger="omnid.storage"):
         await _run(sink, tmp_path, cat, [[*keep, bad, fine], [*keep, bad]])
     assert "cannot store a StrategyStateChange in strategy.states" in caplog.text
