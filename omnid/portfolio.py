@@ -255,11 +255,13 @@ class Portfolio:
 
             old = book.q
             realised = True
-            if old == 0 or (old > 0) == (q > 0):
+            # Truth and sign tests, not compares with 0 (which convert the int each time): q is
+            # nonzero with the fill's sign, so (old > 0) == (q > 0) is this for a nonzero old.
+            if not old or old.is_signed() == (sign < 0):
                 realised = False  # an opening fill realises nothing
                 book.cost = book.cost + notional
                 book.q = nq = old + q
-                if old == 0:
+                if not old:
                     book.pos.ts_opened = fill.ts_event
                     self._open += 1
                     # q is the shortest decimal of fq, which converts back to fq exactly.
@@ -285,7 +287,7 @@ class Portfolio:
                 rest = q - closing
                 book.q = rest
                 book.cost = notional - close_notional
-                if rest != 0:
+                if rest:
                     book.pos.ts_opened = fill.ts_event
                     qf = float(rest)
                 else:  # x - x is +0 when rounding half-even
