@@ -94,6 +94,12 @@ class TableSpec:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    def same_table(self, other: TableSpec) -> bool:
+        """True when ``other`` describes the very table this does (name, columns, key, layout)."""
+        return (self.full_name == other.full_name and self.columns == other.columns
+                and self.key == other.key and self.ts_column == other.ts_column
+                and self.partition_ts == other.partition_ts and self.batch_keyed == other.batch_keyed)
+
     def __repr__(self) -> str:
         return f"TableSpec({self.full_name})"
 
@@ -260,13 +266,19 @@ class Catalog:
         self._by_name[GENERIC.full_name] = GENERIC
         self._by_name[DERIVED_BARS.full_name] = DERIVED_BARS
 
-    def register(self, struct_type: type[Any], spec: TableSpec) -> None:
-        """Record ``struct_type`` into ``spec``'s table (created at start-up if missing)."""
+    def register(self, struct_type: type[Any], spec: TableSpec) -> TableSpec:
+        """Record ``struct_type`` into ``spec``'s table (created at start-up if missing); returns
+        the spec in force. Registering a table the catalogue already has in exactly that shape
+        binds the type to the existing spec (a type that has since become built-in); any other
+        clash of names raises."""
         existing = self._by_name.get(spec.full_name)
         if existing is not None and existing is not spec:
-            raise StorageError(f"table {spec.full_name} is already registered", table=spec.full_name)
+            if not existing.same_table(spec):
+                raise StorageError(f"table {spec.full_name} is already registered", table=spec.full_name)
+            spec = existing
         self._by_type[struct_type] = spec
         self._by_name[spec.full_name] = spec
+        return spec
 
     def spec_for(self, struct_type: type[Any]) -> TableSpec:
         """The table for a type: its own, or the generic JSON table."""
@@ -320,5 +332,4 @@ def register_table(
     Unregistered types are still recorded, as JSON in ``strategy.records``.
     """
     spec = TableSpec(group, name, [Column(n, k) for n, k in columns], key, row, ts_column=ts_column)
-    (catalog or CATALOG).register(struct_type, spec)
-    return spec
+    return (catalog or CATALOG).register(struct_type, spec)

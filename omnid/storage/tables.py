@@ -167,7 +167,7 @@ def _alert(a: AlertOutcome) -> tuple[Any, ...]:
 
 
 def record_tables() -> list[RecordTable]:
-    """Every record type's table (fresh row functions are not needed: they hold no state)."""
+    """Every record type's table, as the catalogue builds it (a fresh list per catalogue)."""
     t: ColumnKind = "text"
     r: ColumnKind = "real"
     i: ColumnKind = "int"
@@ -209,16 +209,17 @@ def record_tables() -> list[RecordTable]:
             "omnid.engine.RejectedEvent", "md", "rejected_events",
             [("instrument_id", t), ("ts_event", i), ("kind", t), ("reason", t), ("digest", t)],
             ("instrument_id", "ts_event", "kind", "digest"), _rejected),
-        # Decimals stay exact text, as booked (``::numeric`` in PostgreSQL).
+        # Decimals stay exact text, as booked (``::numeric`` in PostgreSQL). Same shape and key as
+        # the tables omnid/ops/engine_core.py registered first (stores made since then have them).
         RecordTable(
             "omnid.portfolio.CashAdjustment", "exec", "cash_adjustments",
             [("currency", t), ("ts_event", i), ("cash_before", t), ("cash_after", t), ("reason", t)],
-            ("currency", "ts_event"), _cash),
+            ("currency", "ts_event", "cash_after"), _cash),
         RecordTable(
             "omnid.portfolio.PositionAdjustment", "exec", "position_adjustments",
             [("instrument_id", t), ("ts_event", i), ("qty_before", t), ("qty_after", t), ("price", t),
              ("cost_change", t), ("reason", t)],
-            ("instrument_id", "ts_event"), _position),
+            ("instrument_id", "ts_event", "qty_after"), _position),
         # What the daemon told the outside world, and whether it arrived: beside orders and fills.
         RecordTable(
             "omnid.ops.alerts.AlertOutcome", "exec", "alerts",

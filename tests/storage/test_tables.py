@@ -204,6 +204,35 @@ def test_record_table_names_cannot_be_taken_again() -> None:
         register_table(dict, "strategy", "denials", [("x", "text")], ("x",), lambda d: (d,), catalog=cat)
 
 
+def test_registering_the_same_table_again_binds_to_it() -> None:
+    """A part that registered one of these tables itself before they were built in (reconcile's
+    adjustments in omnid/ops/engine_core.py) gets the built-in table, not an error."""
+    cat = Catalog()
+    builtin = cat.spec_for(PositionAdjustment)
+    got = register_table(
+        PositionAdjustment, "exec", "position_adjustments",
+        [("instrument_id", "text"), ("ts_event", "int"), ("qty_before", "text"), ("qty_after", "text"),
+         ("price", "text"), ("cost_change", "text"), ("reason", "text")],
+        key=("instrument_id", "ts_event", "qty_after"), row=lambda a: (), ts_column="ts_event", catalog=cat)
+    assert got is builtin and cat.spec_for(PositionAdjustment) is builtin
+    with pytest.raises(StorageError, match="already registered"):  # another key: another table
+        register_table(PositionAdjustment, "exec", "position_adjustments",
+                       [(c.name, c.kind) for c in builtin.columns], key=("instrument_id", "ts_event"),
+                       row=lambda a: (), ts_column="ts_event", catalog=cat)
+
+
+def test_migration_0003_creates_exactly_what_the_sinks_would() -> None:
+    """Keys, collations and indexes too, not only column names: a store made by `omnid db migrate`
+    and one made by the sink at start-up must be the same."""
+    from omnid.storage.ddl import pg_create
+    from omnid.storage.sinks.postgres import migrations
+
+    (sql,) = [text for v, _, text in migrations() if v == 3]
+    for spec in Catalog().record_paths().values():
+        for stmt in pg_create(spec, "SCHEMA"):
+            assert stmt.replace('"SCHEMA"', "{" + spec.group + "}") + ";" in sql, stmt
+
+
 # ---- round trips --------------------------------------------------------------------------------
 
 

@@ -19,8 +19,8 @@ CREATE TABLE IF NOT EXISTS {exec}."issues" ("client_order_id" text COLLATE "C" N
 CREATE INDEX IF NOT EXISTS "issues_ts" ON {exec}."issues" ("ts_event");
 CREATE TABLE IF NOT EXISTS {md}."rejected_events" ("instrument_id" text COLLATE "C" NOT NULL, "ts_event" bigint NOT NULL, "kind" text COLLATE "C" NOT NULL, "reason" text, "digest" text COLLATE "C" NOT NULL, PRIMARY KEY ("instrument_id", "ts_event", "kind", "digest"));
 CREATE INDEX IF NOT EXISTS "rejected_events_ts" ON {md}."rejected_events" ("ts_event");
-CREATE TABLE IF NOT EXISTS {exec}."cash_adjustments" ("currency" text COLLATE "C" NOT NULL, "ts_event" bigint NOT NULL, "cash_before" text, "cash_after" text, "reason" text, PRIMARY KEY ("currency", "ts_event"));
+CREATE TABLE IF NOT EXISTS {exec}."cash_adjustments" ("currency" text COLLATE "C" NOT NULL, "ts_event" bigint NOT NULL, "cash_before" text, "cash_after" text COLLATE "C" NOT NULL, "reason" text, PRIMARY KEY ("currency", "ts_event", "cash_after"));
 CREATE INDEX IF NOT EXISTS "cash_adjustments_ts" ON {exec}."cash_adjustments" ("ts_event");
-CREATE TABLE IF NOT EXISTS {exec}."position_adjustments" ("instrument_id" text COLLATE "C" NOT NULL, "ts_event" bigint NOT NULL, "qty_before" text, "qty_after" text, "price" text, "cost_change" text, "reason" text, PRIMARY KEY ("instrument_id", "ts_event"));
+CREATE TABLE IF NOT EXISTS {exec}."position_adjustments" ("instrument_id" text COLLATE "C" NOT NULL, "ts_event" bigint NOT NULL, "qty_before" text, "qty_after" text COLLATE "C" NOT NULL, "price" text, "cost_change" text, "reason" text, PRIMARY KEY ("instrument_id", "ts_event", "qty_after"));
 CREATE INDEX IF NOT EXISTS "position_adjustments_ts" ON {exec}."position_adjustments" ("ts_event");
 CREATE TABLE IF NOT EXISTS {exec}."alerts" ("ts_event" bigint NOT NULL, "kind" text COLLATE "C" NOT NULL, "channel" text COLLATE "C" NOT NULL, "outcome" text, "attempts" bigint, "error" text, "text" text, "context" jsonb, "ts_done" bigint, "digest" text COLLATE "C" NOT NULL, PRIMARY KEY ("ts_event", "kind", "channel", "digest"));
