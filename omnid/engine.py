@@ -76,6 +76,7 @@ from omnid.strategies.base import (
 )
 from omnid.strategies.config import StrategyConfig
 from omnid.strategies.registry import known_kinds, strategy_class
+from omnid.tradepath import compile_trade_path
 from omnid.venues.paper.broker import PaperBroker
 from omnid.venues.paper.config import PaperConfig
 
@@ -410,70 +411,20 @@ class Engine:
         st = self.features.find(instrument_id)
         if route is None or st is None:
             return general
-        iid = instrument_id
-        paper = self._paper_trade
-        working = self._paper_working
-        mark = self._mark
-        last = self._last
-        managed = self.gate.exits.managed
-        exit_price = self._exit_price
-        drain = self._drain
-        process = self._process
-        accept = self._accept
-        failed = self._failed
-
-        def on_trade(trade: Trade) -> None:
-            px = trade.price
-            size = trade.size
-            # The general path's check, plus the features' bound (it raises past 1e308), plus bar
-            # builders (bars completed from trades are dispatched there).
-            if not (0.0 < px < 1e308 and 0.0 <= size < 1e308) or st.builders:
-                general(trade)
-                return
-            if paper is not None and iid in working:
-                self._busy = 1
-                paper(trade)
-                self._busy = 0
-                if self._queue:
-                    drain()
-            elif self._busy:
-                self._busy = 0
-                if self._queue:
-                    drain()
-            mark(iid, px)
-            last[iid] = px
-            feed = st.tick_feed  # FeatureEngine.on_trade's tick-indicator updates, inline
-            if feed is not None:
-                for f in feed.close:
-                    f(px)
-                if feed.others:
-                    if feed.pv:
-                        for g in feed.pv:
-                            g(px, size)
-                    if feed.cv:
-                        for g in feed.cv:
-                            g(px, size)
-                    if feed.hlc:
-                        for h in feed.hlc:
-                            h(px, px, px)
-                    if feed.tpv:
-                        ts = trade.ts_event
-                        for t in feed.tpv:
-                            t(ts, px, size)
-            if iid in managed:
-                exit_intent = exit_price(iid, px, trade.ts_event)
-                if exit_intent is not None:
-                    process([exit_intent])
-            for runner, fn in route.handlers:
-                try:
-                    out = fn(trade)
-                except Exception as exc:
-                    failed(runner, "on_trade", exc)
-                    continue
-                if out:
-                    accept(runner, "on_trade", out)
-
-        return on_trade
+        bound = {
+            "paper": self._paper_trade,
+            "working": self._paper_working,
+            "mark": self._mark,
+            "last": self._last,
+            "managed": self.gate.exits.managed,
+            "exit_price": self._exit_price,
+            "drain": self._drain,
+            "process": self._process,
+            "accept": self._accept,
+            "failed": self._failed,
+        }
+        return compile_trade_path(engine=self, iid=instrument_id, st=st, route=route, general=general,
+                                  bound=bound)
 
     def on_bar(self, bar: Bar) -> None:
         """A bar from a file or a venue's kline stream; it fills pending orders at its open first."""

@@ -40,7 +40,7 @@ def source_name(source: int) -> str:
 class _Feed:
     """One source's indicators, grouped by the inputs their ``update`` takes."""
 
-    __slots__ = ("close", "cv", "hlc", "last_open", "others", "pair", "pv", "source", "tpv")
+    __slots__ = ("close", "cv", "hlc", "last_open", "others", "pair", "pv", "source", "tpv", "version")
 
     def __init__(self, source: int) -> None:
         self.source = source
@@ -52,6 +52,8 @@ class _Feed:
         self.pair: list[Callable[[int, float], None]] = []
         self.last_open = -(2**62)  # the last bar applied (bars must advance)
         self.others = False  # any indicator of a kind other than close (skips empty loops per tick)
+        #: Bumped by every :meth:`add`: a trade path written out for these lists checks it.
+        self.version = 0
 
     def add(self, ind: Indicator) -> None:
         kind = ind.KIND
@@ -68,6 +70,7 @@ class _Feed:
         else:  # pragma: no cover - kinds are fixed by the indicator classes
             raise ConfigError("features", [(ind.name, f"indicator kind {kind!r} cannot be fed here")])
         self.others = bool(self.hlc or self.pv or self.cv or self.tpv)
+        self.version += 1
 
     def bar(self, bar: Bar) -> None:
         c = bar.close

@@ -7,7 +7,7 @@ import functools
 import msgspec
 import numpy as np
 from omnid.engine import Engine
-from omnid.model import Fill, Order
+from omnid.model import Fill, Order, Side, Trade
 from omnid.risk.config import RiskConfig, SizingConfig
 from omnid.sim.book import TradeBook
 from omnid.sim.core import BacktestCore
@@ -74,3 +74,40 @@ def test_momentum_trade_hook_matches_on_trade() -> None:
     plain = _run(True, bad_rows=False, plain_hook=True)
     assert hooked[3][0] > 20
     assert hooked == plain
+
+
+def _manual(fast: bool) -> tuple[object, ...]:
+    """Ticks fed by hand while the engine changes under the paths: a strategy paused and resumed
+    (new handler lists) and a feature added after the paths were built (the feed grows)."""
+    data = generate_ticks(12_000, instruments=2, seed=11)
+    ids = [f"{s}.SIM" for s in data.symbols]
+    risk = RiskConfig(sizing=SizingConfig(mode="fraction", fraction_pct=10.0), max_open_positions=10)
+    core = BacktestCore(ids, strategy="momentum", params={"no_book": "trade_flow"}, cash=1_000_000.0,
+                        commission=0.0005, start_ns=int(data.ts[0]) - 1, lot_size=0.001, risk=risk)
+    core.start()
+    eng = core.engine
+    paths = [eng.trade_path(iid) if fast else eng.on_trade for iid in ids]
+    added = None
+    sides = (Side.SELL, Side.NONE, Side.BUY)
+    for i, (ts, code, px, qty, side) in enumerate(zip(
+        data.ts.tolist(), data.symbol_codes.tolist(), data.price.tolist(), data.qty.tolist(),
+        data.side.tolist(), strict=True,
+    )):
+        if i == 3_000:
+            eng.pause("backtest")
+        elif i == 5_000:
+            eng.resume("backtest")
+        elif i == 7_000:
+            added = eng.features.ensure(ids[0], "sma:5", "tick")
+        core.clock.advance_to(ts)
+        paths[code](Trade(ids[code], px, qty, sides[side + 1], ts, ts))
+    assert added is not None
+    return eng.orders, msgspec.to_builtins(eng.portfolio.ledger()), added.value
+
+
+def test_trade_path_follows_paused_strategies_and_late_features() -> None:
+    fast = _manual(True)
+    slow = _manual(False)
+    assert fast[0] > 10
+    assert fast[2] == fast[2]  # the late SMA was fed (not NaN)
+    assert fast == slow
