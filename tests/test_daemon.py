@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -528,6 +529,14 @@ async def test_daemon_alerts_reach_telegram_and_secrets_stay_out_of_logs(tmp_pat
         assert all(str(m["chat_id"]) == peer.chat_id for m in peer.messages)
         log_text = (data_dir / "logs" / "omnid.log").read_text()
         assert peer.token not in log_text and "fastcross" in log_text
+        # Each alert's fate is recorded too (the start and fill alerts at least, before storage
+        # stopped), without the token.
+        db = data_dir / "omnid.sqlite"
+        assert _sqlite_count(db, "exec_alerts") >= 2
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT outcome, text FROM exec_alerts").fetchall()
+        assert any(o == "sent" and "fastcross" in t for o, t in rows), rows
+        assert peer.token not in json.dumps(rows)
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -39,11 +39,10 @@ from omnid.engine import Engine, build_engine
 from omnid.errors import ConfigError, OmnidError
 from omnid.execution.events import ExecutionIssue
 from omnid.model import Fill, MarketEvent, Order, OrderStatus, Quote, Trade
-from omnid.portfolio import CashAdjustment, PositionAdjustment, side_of, to_decimal
+from omnid.portfolio import CashAdjustment, side_of, to_decimal
 from omnid.ports import OrderUpdate
 from omnid.risk.events import RiskDenial, RiskHaltEvent
 from omnid.risk.gate import RiskGate
-from omnid.storage.catalog import register_table
 from omnid.storage.history import HistoryReader
 from omnid.storage.recorder import BatchRecorder
 from omnid.storage.service import Storage
@@ -53,25 +52,6 @@ if TYPE_CHECKING:
     from omnid.daemon import Daemon
 
 log = structlog.get_logger("omnid.core")
-
-# Reconcile's adjustments get their own execution tables (decimals kept as exact text), so a
-# deposit or withdrawal seen at a restart is queryable beside the fills.
-register_table(
-    PositionAdjustment, "exec", "position_adjustments",
-    [("instrument_id", "text"), ("ts_event", "int"), ("qty_before", "text"), ("qty_after", "text"),
-     ("price", "text"), ("cost_change", "text"), ("reason", "text")],
-    key=("instrument_id", "ts_event", "qty_after"),
-    row=lambda a: (a.instrument_id, a.ts_event, a.qty_before, a.qty_after, a.price, a.cost_change, a.reason),
-    ts_column="ts_event",
-)
-register_table(
-    CashAdjustment, "exec", "cash_adjustments",
-    [("currency", "text"), ("ts_event", "int"), ("cash_before", "text"), ("cash_after", "text"),
-     ("reason", "text")],
-    key=("currency", "ts_event", "cash_after"),
-    row=lambda a: (a.currency, a.ts_event, a.cash_before, a.cash_after, a.reason),
-    ts_column="ts_event",
-)
 
 #: Risk keys whose new values the live gate takes on reload; other risk changes need a restart.
 LIVE_RISK_KEYS = frozenset(
@@ -123,6 +103,8 @@ class EngineCore:
         self.cfg = cfg
         self.storage = Storage.from_config(cfg)
         self.batch = self.storage.recorder
+        # Each alert's fate (sent, refused, given up, dropped) is recorded beside the orders.
+        daemon.alerts.recorder = self.batch
         self.recorder = TapRecorder(
             self.batch,
             {
