@@ -4,8 +4,10 @@
 
 Prints ns per call for: ``Portfolio.mark`` (the per-tick hot path), ``PaperBroker.on_trade`` with
 no working order on the instrument (what a backtest pays on most ticks), ``on_trade`` with a
-resting limit that does not fill, ``Portfolio.apply_fill``, and one whole market-order round trip
-(``OrderManager.submit`` → accepted → next trade → fill → portfolio).
+resting limit that does not fill, ``Portfolio.apply_fill`` (a few repeating prices and sizes, then
+as in a replay: 10 instruments opened and closed in turn at prices, sizes and fees that rarely
+repeat, so the ledger's decimal cache mostly misses), ``Instrument.round_qty``, and one whole
+market-order round trip (``OrderManager.submit`` → accepted → next trade → fill → portfolio).
 
 Times are this process's CPU time, not wall time: the 2 cores are shared, and CPU time is what a
 backtest on an idle machine would see.
