@@ -192,6 +192,8 @@ class Momentum(Strategy):
         a = self._flow_alpha
         rsi_entry = self._rsi_entry
         rsi_exit = self.params.rsi_exit
+        imbalance_min = self.params.imbalance_min
+        flow_gate = self._no_book == "trade_flow"
         position_qty = self._position_qty
         in_flight = self.in_flight
         decide = self._decide
@@ -215,6 +217,10 @@ class Momentum(Strategy):
                 if pos == 0.0:
                     if not (price > vwap.value and rsi.value > rsi_entry):
                         return None
+                    if flow_gate and not st.book_seen:  # _decide's trade-flow test, inline
+                        den = st.flow_den
+                        if not (den > 0.0 and st.flow_num / den > imbalance_min):
+                            return None
                 # Long, before the square-off, neither exit signal: _decide's own answer, inline.
                 elif pos > _FLAT and ts < st.sq and not price < vwap.value and not rsi.value < rsi_exit:
                     return None
