@@ -546,7 +546,11 @@ class Engine:
         if problem:
             self._failed(runner, hook, StrategyError(problem, strategy=runner.name, hook=hook))
             return
-        self._process(out)  # type: ignore[arg-type]
+        if self._busy:  # _process, inline: one call less per order
+            self._queue.extend(out)  # type: ignore[arg-type]
+            return
+        for intent in out:  # type: ignore[attr-defined]
+            self._one(intent)
 
     def _one(self, intent: OrderIntent) -> None:
         opening = intent.action is _OPEN

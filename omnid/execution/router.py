@@ -27,6 +27,7 @@ class Router:
         self, clients: Iterable[ExecutionClient] = (), *, default: ExecutionClient | None = None
     ) -> None:
         self._clients: dict[str, ExecutionClient] = {}
+        self._routes: dict[str, ExecutionClient] = {}  # instrument id -> client, as looked up
         self._handler: ExecutionEvents | None = None
         self.default = default
         if default is not None:
@@ -39,6 +40,7 @@ class Router:
         if client.venue in self._clients and self._clients[client.venue] is not client:
             raise ConfigError("execution", [("venues", f"two clients for venue {client.venue!r}")])
         self._clients[client.venue] = client
+        self._routes.clear()
         client.bind(self._handler if self._handler is not None else self)
 
     def bind(self, handler: ExecutionEvents) -> None:
@@ -59,12 +61,16 @@ class Router:
 
     def client_for(self, instrument_id: str) -> ExecutionClient:
         """The client for an instrument; :class:`RejectedError` when no client can take it."""
+        client = self._routes.get(instrument_id)
+        if client is not None:
+            return client
         client = self._clients.get(venue_of(instrument_id), self.default)
         if client is None:
             raise RejectedError(
                 f"no execution client for {instrument_id} (venues: {self.venues}, no default)",
                 instrument_id=instrument_id,
             )
+        self._routes[instrument_id] = client  # forgotten when a client is added
         return client
 
     def submit(self, order: Order) -> None:

@@ -178,7 +178,8 @@ class PaperBroker:
             return
         self._seen.add(coid)
         self._order_seq += 1
-        w = _Working(order, f"{self.venue}-{self._order_seq}", self._expiry(order, now))
+        expire = self._expiry(order, now) if order.tif is _DAY else 0  # only DAY orders expire
+        w = _Working(order, f"{self.venue}-{self._order_seq}", expire)
         self._by_id[coid] = w
         ws = self._working.get(order.instrument_id)
         if ws is None:
@@ -278,6 +279,7 @@ class PaperBroker:
         self, ws: list[_Working], buy_px: float, sell_px: float, buy_size: float, sell_size: float, ts: int
     ) -> None:
         part = self._participation
+        slipping = self._bps or self._ticks  # no slippage configured: the price as it is
         room_buy = buy_size * part if part and buy_size > 0 else _INF
         room_sell = sell_size * part if part and sell_size > 0 else _INF
         for w in tuple(ws):  # fills may submit or cancel orders re-entrantly
@@ -292,7 +294,7 @@ class PaperBroker:
             w.first = False
             typ = w.order_type
             if typ is _MARKET or (typ is _STOP and w.triggered):
-                price, liq = self._slip(w, px), _TAKER
+                price, liq = (self._slip(w, px) if slipping else px), _TAKER
             else:
                 if not w.triggered:
                     if s * px < s * w.stop:
