@@ -172,6 +172,10 @@ class Portfolio:
         for inst in instruments:
             self.register(inst)
         self._books: dict[str, _Book] = {}
+        #: Every book's live :class:`Position` by instrument id, for hot readers (a strategy's
+        #: per-tick hook reads ``.qty`` without a method call). Read it, never change it; the same
+        #: dict object for the portfolio's life (a restore refills it).
+        self.positions_by_id: dict[str, Position] = {}
         self._initial = to_decimal(initial_cash)
         self._cash = self._initial
         self._realised = _ZERO
@@ -200,6 +204,7 @@ class Portfolio:
         if book is None:
             mult = self._mults.get(instrument_id, Decimal(1))
             book = self._books[instrument_id] = _Book(instrument_id, mult)
+            self.positions_by_id[instrument_id] = book.pos
         return book
 
     def apply_fill(self, fill: Fill) -> None:
@@ -360,6 +365,12 @@ class Portfolio:
         self._mv = mv = math.fsum([b.qm * b.last for b in self._books.values()])
         if cash + mv > self._peak:  # noqa: PLR1730
             self._peak = cash + mv
+
+    def _index_positions(self) -> None:
+        index = self.positions_by_id
+        index.clear()
+        for iid, book in self._books.items():
+            index[iid] = book.pos
 
     def _roll_day(self, now: int) -> None:
         """At the first event of a new local day, the equity before it is the day's start."""
@@ -529,6 +540,7 @@ class Portfolio:
         self.account_id = snap.account_id
         self.currency = snap.currency
         self._books = books
+        self._index_positions()
         self._open = sum(1 for b in books.values() if b.q != 0)
         self._revalue()
         self._peak = max(snap.peak_equity, self._cash_f + self._mv)
@@ -561,6 +573,7 @@ class Portfolio:
         self._realised = _ZERO
         self._commissions = _ZERO
         self._books = books
+        self._index_positions()
         self._open = len(books)
         self._revalue()
         self._peak = self._cash_f + self._mv

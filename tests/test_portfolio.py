@@ -397,3 +397,21 @@ def test_non_finite_marks_are_ignored() -> None:
     assert p.equity() == 10_000.0
     p.mark("K.X", 12.0)
     assert p.equity() == 10_002.0
+
+
+def test_positions_by_id_is_one_live_index_across_restore() -> None:
+    """Hot readers hold ``positions_by_id`` once: it must stay the same dict, holding each book's
+    live Position, through new books and a restore."""
+    pf, _ = make()
+    index = pf.positions_by_id
+    assert index == {}
+    pf.apply_fill(fill("A.X", Side.BUY, 2.0, 10.0))
+    assert index["A.X"] is pf.position("A.X") and index["A.X"].qty == 2.0
+    snap = pf.ledger()
+    pf.apply_fill(fill("B.X", Side.BUY, 1.0, 5.0))
+    assert set(index) == {"A.X", "B.X"}
+    pf.restore(snap)
+    assert pf.positions_by_id is index and set(index) == {"A.X"}
+    assert index["A.X"] is pf.position("A.X") and index["A.X"].qty == 2.0
+    pf.apply_fill(fill("A.X", Side.SELL, 2.0, 11.0))
+    assert index["A.X"].qty == 0.0

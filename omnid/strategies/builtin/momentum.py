@@ -20,13 +20,13 @@ has no square-off unless ``square_off`` is set; its session is the UTC day.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from omnid.calendar import NS_PER_SECOND, parse_hhmm
 from omnid.clock import TimeEvent
 from omnid.errors import ConfigError
-from omnid.model import Bar, Instrument, Side, Trade
+from omnid.model import Bar, Instrument, Position, Side, Trade
 from omnid.strategies.base import Indicator, Intents, Strategy, StrategyParams
 from omnid.strategies.registry import register
 
@@ -195,6 +195,7 @@ class Momentum(Strategy):
         imbalance_min = self.params.imbalance_min
         flow_gate = self._no_book == "trade_flow"
         position_qty = self._position_qty
+        positions: Mapping[str, Position] | None = getattr(self.portfolio, "positions_by_id", None)
         in_flight = self.in_flight
         decide = self._decide
 
@@ -209,7 +210,11 @@ class Momentum(Strategy):
                     st.flow_num += a * (signed - st.flow_num)
                     st.flow_den += a * (size - st.flow_den)
             ts = trade.ts_event
-            pos = position_qty(iid)
+            if positions is not None:  # the portfolio's live Position, without a method call
+                held = positions.get(iid)
+                pos = held.qty if held is not None else 0.0
+            else:
+                pos = position_qty(iid)
             if in_flight:
                 pos += in_flight.get(iid, 0.0)
             price = trade.price
