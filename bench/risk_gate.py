@@ -16,7 +16,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from omnid.clock import SimClock
-from omnid.model import Fill, Instrument, IntentAction, OrderIntent, Position, Side
+from omnid.model import Fill, Instrument, IntentAction, Order, OrderIntent, OrderStatus, Position, Side
 from omnid.ports import NullRecorder
 from omnid.risk import RiskConfig, RiskGate
 
@@ -74,6 +74,107 @@ def timed(fn: Callable[[], object]) -> float:
     return statistics.median(samples)
 
 
+class BookingPortfolio:
+    """Positions that follow the fills the bench books (flat price 100): the round trip's gate work
+    sees positions open and close as in a replay, without a ledger's cost."""
+
+    def __init__(self) -> None:
+        self.qty: dict[str, float] = {}
+        self.open = 0
+
+    def book(self, iid: str, signed: float) -> None:
+        before = self.qty.get(iid, 0.0)
+        after = before + signed
+        self.qty[iid] = after
+        self.open += (abs(after) > 1e-12) - (abs(before) > 1e-12)
+
+    def equity(self) -> float:
+        return 1_000_000.0
+
+    def cash(self) -> float:
+        return 1_000_000.0
+
+    def position(self, instrument_id: str) -> Position | None:
+        q = self.qty.get(instrument_id)
+        return None if q is None else Position(instrument_id=instrument_id, qty=q, last_price=100.0)
+
+    def position_qty(self, instrument_id: str) -> float:
+        return self.qty.get(instrument_id, 0.0)
+
+    def open_position_count(self) -> int:
+        return self.open
+
+    def exposure(self, instrument_id: str) -> float:
+        return abs(self.qty.get(instrument_id, 0.0)) * 100.0
+
+    def gross_exposure(self) -> float:
+        return sum(abs(q) for q in self.qty.values()) * 100.0
+
+    def daily_pnl(self) -> float:
+        return 0.0
+
+    def peak_equity(self) -> float:
+        return 1_000_000.0
+
+
+def round_trip(*, with_gate: bool = True) -> float:
+    """Scenario a's order path through the gate, µs per order: 10 instruments (lot 0.001), fraction
+    sizing 10 %, at most 10 positions, duplicate guard on; each step opens one instrument (sized
+    entry) and closes the one opened five steps earlier (CLOSE sized to the position), each order
+    going check → on_order_open → on_fill → on_order_closed, filled whole at once. ``with_gate=False``
+    times the harness alone (the same Orders, Fills and bookings; the approved quantities are taken
+    from a first pass through the gate), so the gate's share is the difference."""
+    ids = [f"I{i}.SIM" for i in range(10)]
+    insts = {iid: Instrument(symbol=iid[:2], venue="SIM", tick_size=0.0, lot_size=0.001) for iid in ids}
+    pf = BookingPortfolio()
+    cfg = {"sizing": {"mode": "fraction", "fraction_pct": 10.0}, "max_open_positions": 10}
+    g = RiskGate(msgspec.convert(cfg, RiskConfig), clock=SimClock(1_800_000_000 * 10**9), portfolio=pf,
+                 instruments=insts, recorder=NullRecorder())
+    entries = [OrderIntent(strategy_id="m", instrument_id=iid, side=Side.BUY) for iid in ids]
+    exits = [OrderIntent(strategy_id="m", instrument_id=iid, side=Side.SELL, action=IntentAction.CLOSE)
+             for iid in ids]
+    submitted, filled = OrderStatus.SUBMITTED, OrderStatus.FILLED
+
+    approved: dict[tuple[str, IntentAction], OrderIntent] = {}
+
+    def one(intent: OrderIntent, coid: str) -> None:
+        if with_gate:
+            out = g.check(intent, 100.0)
+            assert out.__class__ is OrderIntent, out
+            approved[intent.instrument_id, intent.action] = out  # type: ignore[assignment]
+        else:
+            out = approved[intent.instrument_id, intent.action]
+        order = Order(client_order_id=coid, instrument_id=out.instrument_id, strategy_id=out.strategy_id,
+                      side=out.side, qty=out.qty, action=out.action, status=submitted)
+        if with_gate:
+            g.on_order_open(order)
+        sign = out.side.sign
+        pf.book(out.instrument_id, sign * out.qty)
+        order.filled_qty = out.qty
+        order.status = filled
+        fill = Fill(fill_id=coid, client_order_id=coid, instrument_id=out.instrument_id,
+                    strategy_id=out.strategy_id, side=out.side, qty=out.qty, price=100.0)
+        if with_gate:
+            g.on_fill(fill)
+            g.on_order_closed(order)
+
+    for k in range(15):  # a first pass through the gate: every instrument's approved intents
+        wg, with_gate = with_gate, True
+        one(entries[k % 10], "warm")
+        if k >= 5:
+            one(exits[(k - 5) % 10], "warm")
+        with_gate = wg
+    step = [15]
+
+    def two() -> None:
+        k = step[0]
+        step[0] = k + 1
+        one(entries[k % 10], "e")
+        one(exits[(k - 5) % 10], "x")
+
+    return timed(two) / 2
+
+
 def main() -> None:
     sized = OrderIntent(strategy_id="s", instrument_id="AAA.SIM", side=Side.BUY)
     fixed = OrderIntent(strategy_id="s", instrument_id="AAA.SIM", side=Side.BUY, qty=10.0)
@@ -95,6 +196,11 @@ def main() -> None:
         assert isinstance(out, OrderIntent), out
         us = timed(lambda g=g, intent=intent: g.check(intent, 100.0))
         print(f"  {name:<48} {us:6.2f} µs")
+    total, harness = round_trip(), round_trip(with_gate=False)
+    print("Order round trip as in bench/replay.py scenario a (check, open, fill, closed), µs per order:")
+    print(f"  {'gate + harness':<48} {total:6.2f} µs")
+    print(f"  {'harness alone (Order, Fill, booking)':<48} {harness:6.2f} µs")
+    print(f"  {'the gate':<48} {total - harness:6.2f} µs")
     g = gate({"exits": {"trailing_stop_pct": 5.0, "stop_loss_pct": 10.0, "take_profit_pct": 50.0}}, 0.0)
     print("ExitManager.on_price, µs per trade:")
     print(f"  {'no managed position':<48} {timed(lambda: g.exits.on_price('AAA.SIM', 100.0, 0)):6.3f} µs")
