@@ -141,7 +141,7 @@ def round_trip(*, with_gate: bool = True) -> float:
         if with_gate:
             out = g.check(intent, 100.0)
             assert out.__class__ is OrderIntent, out
-            approved[intent.instrument_id, intent.action] = out  # type: ignore[assignment]
+            approved[intent.instrument_id, intent.action] = out
         else:
             out = approved[intent.instrument_id, intent.action]
         order = Order(client_order_id=coid, instrument_id=out.instrument_id, strategy_id=out.strategy_id,

@@ -95,6 +95,8 @@ class ExitManager:
         self._stop_frac = ex.stop_loss_pct / 100.0
         self._take_frac = ex.take_profit_pct / 100.0
         self._trail_frac = ex.trailing_stop_pct / 100.0
+        # Whether a fill can arm levels without an entry's own stop/take-profit.
+        self._defaults = bool(self._stop_frac or self._take_frac or self._trail_frac)
         self._portfolio = portfolio
         self._instruments = dict(instruments)
         self._qty: dict[str, float] = {}
@@ -118,6 +120,12 @@ class ExitManager:
         """Instruments with a managed exit (the live mapping, read only): the engine's per-instrument
         trade path tests membership and skips :meth:`on_price` for the rest (most ticks)."""
         return self._managed
+
+    @property
+    def plans(self) -> Mapping[str, object]:
+        """Approved entries' planned levels waiting for their fill (the live mapping, read only):
+        while it and :attr:`managed` are empty, an order's end changes nothing here."""
+        return self._plans
 
     # -- wiring ------------------------------------------------------------------------------------
 
@@ -153,26 +161,33 @@ class ExitManager:
         """Book a fill into the tracked net position and (re)compute the managed levels."""
         iid = fill.instrument_id
         sign = fill.side.sign
-        if sign == 0 or not fill.qty > 0:
+        qty = fill.qty
+        if sign == 0 or not qty > 0:
             return
         before = self._qty.get(iid, 0.0)
-        after = before + sign * fill.qty
+        after = before + sign * qty
         if abs(after) <= QTY_EPS:
             self._qty.pop(iid, None)
             self._avg.pop(iid, None)
             self._managed.pop(iid, None)
             return
         self._qty[iid] = after
+        # _arm with no plan, no default level and no managed position would only find nothing to
+        # manage: skip it (the common case of a strategy that exits by itself).
+        arm = self._defaults or iid in self._plans or iid in self._managed
         if before == 0.0 or (before > 0) != (after > 0):  # opened, or flipped through flat
-            self._avg[iid] = fill.price
+            price = fill.price
+            self._avg[iid] = price
             self._owner[iid] = fill.strategy_id
-            self._arm(iid, fill.strategy_id, 1 if after > 0 else -1, fill.price, fill.price)
+            if arm:
+                self._arm(iid, fill.strategy_id, 1 if after > 0 else -1, price, price)
         elif abs(after) > abs(before):  # added: new average, levels follow the new entry
-            avg = (self._avg.get(iid, fill.price) * abs(before) + fill.price * fill.qty) / abs(after)
+            avg = (self._avg.get(iid, fill.price) * abs(before) + fill.price * qty) / abs(after)
             self._avg[iid] = avg
-            m = self._managed.get(iid)
-            best = m.best if m is not None else fill.price
-            self._arm(iid, self._owner.get(iid, fill.strategy_id), 1 if after > 0 else -1, avg, best)
+            if arm:
+                m = self._managed.get(iid)
+                best = m.best if m is not None else fill.price
+                self._arm(iid, self._owner.get(iid, fill.strategy_id), 1 if after > 0 else -1, avg, best)
         # A reduction keeps the levels; an exit in progress stays quiet until its order ends.
 
     def adopt(self, position: Position, *, strategy_id: str = "risk") -> None:

@@ -28,7 +28,7 @@ import msgspec
 from omnid.calendar import NS_PER_SECOND, TradingCalendar, parse_hhmm
 from omnid.clock import Clock, TimeEvent
 from omnid.errors import ConfigError
-from omnid.model import Fill, Instrument, IntentAction, Order, OrderIntent, OrderType, Side
+from omnid.model import Fill, Instrument, IntentAction, Order, OrderIntent, OrderStatus, OrderType, Side
 from omnid.ports import PortfolioView, Recorder
 from omnid.risk.config import RiskConfig
 from omnid.risk.events import RiskDenial, RiskHaltEvent, RiskStatus
@@ -61,18 +61,49 @@ _BUY = Side.BUY
 _SELL = Side.SELL
 _NONE = Side.NONE
 _INF = math.inf
+_floor = math.floor
+_TERMINAL = frozenset(s for s in OrderStatus if s.is_terminal)
+_UNREAD = -(2**63)  # "the clock not read yet" (no clock is ever at this instant)
 
 SANITY = "sanity"
 CLOSE_POSITION = "close_position"
 
 
+class _Book:
+    """One instrument as the gate sees it, found with one dict lookup per order: its static facts
+    (instrument, rounder, lot) and its orders in flight, ``buy``/``sell`` leaves (limits assume the
+    worst outcome: every order on the side that grows the position fills, every other does not).
+    ``pending`` says whether it is in the gate's in-flight map; when it leaves it, both sides go
+    back to exactly 0 (a residue below ``QTY_EPS`` is dropped, not carried to the next order)."""
+
+    __slots__ = (
+        "buy", "has_min", "iid", "inst", "lot", "lot_places", "mult", "pending", "px", "rounder", "sell",
+        "session",
+    )
+
+    def __init__(self, iid: str, inst: Instrument, session: bool) -> None:
+        self.iid = iid
+        self.inst = inst
+        self.rounder = Rounder(inst)
+        self.lot = self.rounder.lot
+        self.lot_places = self.rounder.lot_places
+        self.mult = inst.multiplier
+        self.has_min = bool(inst.min_qty or inst.min_notional)
+        self.session = session
+        self.buy = 0.0
+        self.sell = 0.0
+        self.pending = False
+        #: The price its orders in flight are valued at (None until one is known).
+        self.px: float | None = None
+
+
 class _Pending:
     """An order in flight: what it still may add to its instrument's position."""
 
-    __slots__ = ("iid", "key", "leaves", "sign")
+    __slots__ = ("book", "key", "leaves", "sign")
 
-    def __init__(self, iid: str, key: DupKey, sign: int, leaves: float) -> None:
-        self.iid = iid
+    def __init__(self, book: _Book, key: DupKey, sign: int, leaves: float) -> None:
+        self.book = book
         self.key = key
         self.sign = sign
         self.leaves = leaves
@@ -96,7 +127,6 @@ class RiskGate:
         self._pf = portfolio
         self._rec = recorder
         self._instruments = dict(instruments)
-        self._rounders = {iid: Rounder(inst) for iid, inst in self._instruments.items()}
         cals = resolve_calendars(calendars)
         cutoffs = {}
         for name, hhmm in config.entry_cutoff.items():
@@ -152,11 +182,18 @@ class RiskGate:
             iid for iid, inst in self._instruments.items()
             if (config.session_window and not inst.calendar.always_open) or iid in cutoffs
         )
+        self._fraction = config.sizing.mode == "fraction"
+        self._books = {
+            iid: _Book(iid, inst, iid in self._session_iids) for iid, inst in self._instruments.items()
+        }
+        # Whether check needs the time before it decides (else only a denial reads the clock).
+        self._timed = self._loss_on or bool(self._session_iids) or self._dup_window or self._rate_on
         self._orders: dict[str, _Pending] = {}
-        # Orders in flight per instrument: [buy leaves, sell leaves]. Limits assume the worst
-        # outcome (every order on the side that grows the position fills, every other does not).
-        self._pend: dict[str, list[float]] = {}
-        self._px: dict[str, float] = {}
+        # Instruments with orders in flight, in the order they got them (sums over it keep that order).
+        self._pend: dict[str, _Book] = {}
+        # The exit manager's live maps: an order's end has nothing to tell it while both are empty.
+        self._exit_managed = self.exits.managed
+        self._exit_plans = self.exits.plans
         self._emit: Emit | None = None
         self.approvals = 0
         self.denials = 0
@@ -190,10 +227,12 @@ class RiskGate:
 
     def check(self, intent: OrderIntent, last_price: float) -> OrderIntent | RiskDenial:
         """Size, round and check one intent against every rule; approve it or record a denial."""
-        now = self._clock.now_ns()
+        # The clock is read up front only when a rule on needs it; otherwise a denial reads it (the
+        # same instant: nothing in here moves the clock).
+        now = self._clock.now_ns() if self._timed else _UNREAD
         iid = intent.instrument_id
-        inst = self._instruments.get(iid)
-        if inst is None:
+        book = self._books.get(iid)
+        if book is None:
             return self._deny(intent, (SANITY, f"unknown instrument {iid!r}", {}), now)
         if (
             intent.side.__class__ is not Side
@@ -206,8 +245,11 @@ class RiskGate:
                 return self._deny(intent, (SANITY, f"not a valid intent: {what}", {}), now)
             intent = fixed
         side = intent.side
-        sign = 1 if side is _BUY else -1 if side is _SELL else 0
-        if sign == 0:
+        if side is _BUY:
+            sign = 1
+        elif side is _SELL:
+            sign = -1
+        else:
             return self._deny(intent, (SANITY, f"side must be buy or sell, got {str(side)!r}", {}), now)
         if not 0.0 < last_price < _INF:
             return self._deny(intent, (SANITY, f"last price {last_price} is not a usable price",
@@ -215,13 +257,13 @@ class RiskGate:
         qty = intent.qty
         if not 0.0 <= qty < _INF:
             return self._deny(intent, (SANITY, f"quantity {qty} is not a usable quantity", {"qty": qty}), now)
-        rounder = self._rounders[iid]
         order_type = intent.order_type
         limit = intent.limit_price
         stop = intent.stop_price
         if order_type is _MARKET:
             limit = stop = None  # a stray price on a market order must not size or collar it
         else:
+            rounder = book.rounder
             if order_type in _LIMIT_TYPES:
                 if limit is None or not 0.0 < limit < _INF:
                     return self._deny(intent, (SANITY, f"a {order_type.value} order needs a positive "
@@ -247,13 +289,14 @@ class RiskGate:
                 v = flatten = self.loss.evaluate(self._pf, now)
             if v is None and self.kill.halts:
                 v = self.kill.check()
-            if v is None and iid in self._session_iids:
-                v = self.session.check(inst, iid, now)
-            if v is None and self._dup_on:
+            if v is None and book.session:
+                v = self.session.check(book.inst, iid, now)
+            # The guard's verdict only when it may have one: an order open under the key, or a window.
+            if v is None and self._dup_on and (self._dup_window or self.duplicate.open.get(key)):
                 v = self.duplicate.check(key, now)
             if v is None and self._rate_on:
                 v = self.rate.check(now)
-        elif self._dup_on:
+        elif self._dup_on and (self._dup_window or self.duplicate.open.get(key)):
             v = self.duplicate.check(key, now)
         if v is not None:
             denial = self._deny(intent, v, now)
@@ -263,23 +306,27 @@ class RiskGate:
 
         ref = limit if limit is not None else last_price
         pos = self._pf.position_qty(iid)
-        pend = self._pend.get(iid)
-        if pend is None:
+        pending = book.pending
+        if not pending:
             before = opposite = pos
         elif sign > 0:
-            before, opposite = pos + pend[0], pos - pend[1]
+            before, opposite = pos + book.buy, pos - book.sell
         else:
-            before, opposite = pos - pend[1], pos + pend[0]
+            before, opposite = pos - book.sell, pos + book.buy
         auto = qty == 0.0
         if opening:
             if auto:
                 equity = self._pf.equity()
-                if self._all_in:
-                    equity -= self._committed(iid, sign * before, ref * inst.multiplier)
-                sized = self.sizer.size(inst, sign, ref, intent.stop_loss, equity)
-                if isinstance(sized, tuple):
-                    return self._deny(intent, sized, now)
-                qty = sized
+                if self._fraction and equity > 0.0:
+                    # Sizer.size's "fraction" rule, the same arithmetic without the call.
+                    qty = equity * self.sizer.fraction / (ref * book.mult)
+                else:
+                    if self._all_in:
+                        equity -= self._committed(iid, sign * before, ref * book.mult)
+                    sized = self.sizer.size(book.inst, sign, ref, intent.stop_loss, equity)
+                    if isinstance(sized, tuple):
+                        return self._deny(intent, sized, now)
+                    qty = sized
         else:
             closable = -sign * before
             if closable <= QTY_EPS:
@@ -288,31 +335,45 @@ class RiskGate:
             if auto or qty > closable:
                 qty = closable
         raw = qty
-        qty = rounder.qty(qty)
+        lot = book.lot
+        if lot > 0:  # Rounder.qty, inline: down to the lot
+            n = _floor(qty / lot + 1e-9)
+            if not n:
+                qty = 0.0
+            else:
+                places = book.lot_places
+                qty = n * lot if places == 0 else round(n * lot, places)
 
         if opening and qty > 0.0:
-            if self.max_positions.limit and pend is None and abs(pos) <= QTY_EPS:
-                v = self.max_positions.check(self._projected_positions())
-                if v is not None:
-                    return self._deny(intent, v, now)
+            limit_n = self.max_positions.limit
+            if limit_n and not pending and abs(pos) <= QTY_EPS:
+                n_pos = self._projected_positions()
+                if n_pos >= limit_n:
+                    v = self.max_positions.check(n_pos)
+                    if v is not None:
+                        return self._deny(intent, v, now)
             if self._caps_on:
-                capped = self._cap_exposure(iid, inst, sign, before, opposite, qty, ref, auto, rounder)
+                capped = self._cap_exposure(iid, book.inst, sign, before, opposite, qty, ref, auto,
+                                            book.rounder)
                 if isinstance(capped, tuple):
                     return self._deny(intent, capped, now)
                 qty = capped
 
-        v = self.min_size.check(inst, raw, qty, ref)
-        if v is None and limit is not None:
+        if qty <= 0.0 or book.has_min:  # else MinSize has nothing to say
+            v = self.min_size.check(book.inst, raw, qty, ref)
+            if v is not None:
+                return self._deny(intent, v, now)
+        if limit is not None:
             v = self.collar.check(limit, last_price)
-        if v is not None:
-            return self._deny(intent, v, now)
+            if v is not None:
+                return self._deny(intent, v, now)
 
         if self._rate_on:
             self.rate.approved(now)
         if self._dup_window:
             self.duplicate.approved(key, now)
         self.approvals += 1
-        self._px[iid] = ref
+        book.px = ref
         out = _replace(intent, qty=qty, limit_price=limit, stop_price=stop)
         if opening and (self._plans_exits or intent.stop_loss is not None or intent.take_profit is not None):
             self.exits.plan(out)
@@ -412,12 +473,13 @@ class RiskGate:
     def _pending_gross(self, exclude: str) -> float:
         """How much orders in flight (other than on ``exclude``) may add to gross exposure, at worst."""
         total = 0.0
-        for iid, (pb, ps) in self._pend.items():
+        for iid, book in self._pend.items():
             if iid == exclude:
                 continue
             cur = self._pf.position_qty(iid)
-            worst = max(abs(cur + pb), abs(cur - ps))
-            total += (worst - abs(cur)) * self._px.get(iid, 0.0) * self._instruments[iid].multiplier
+            worst = max(abs(cur + book.buy), abs(cur - book.sell))
+            px = book.px
+            total += (worst - abs(cur)) * (px if px is not None else 0.0) * book.mult
         return total
 
     def _projected_positions(self) -> int:
@@ -430,6 +492,8 @@ class RiskGate:
 
     def _deny(self, intent: OrderIntent, verdict: Verdict, now: int) -> RiskDenial:
         rule, message, numbers = verdict
+        if now == _UNREAD:
+            now = self._clock.now_ns()
         denial = RiskDenial(
             ts=now,
             strategy_id=intent.strategy_id,
@@ -454,38 +518,44 @@ class RiskGate:
     def on_order_open(self, order: Order) -> None:
         """An approved order is about to be submitted: count it as in flight."""
         coid = order.client_order_id
-        if coid in self._orders or not order.is_open:
+        if coid in self._orders or order.status in _TERMINAL:  # Order.is_open without the property
             return
         iid = order.instrument_id
-        if iid not in self._instruments:
+        book = self._books.get(iid)
+        if book is None:
             return
-        sign = order.side.sign
+        side = order.side
+        sign = side.sign
         leaves = order.qty - order.filled_qty  # Order.leaves_qty without the property call
         if leaves < 0.0:  # noqa: PLR1730 - a compare, not a max() call, per order
             leaves = 0.0
-        key = (order.strategy_id, iid, order.side, order.action)
-        self._orders[coid] = _Pending(iid, key, sign, leaves)
-        self._adjust_pending(iid, sign, leaves)
-        if iid not in self._px:
+        key = (order.strategy_id, iid, side, order.action)
+        self._orders[coid] = _Pending(book, key, sign, leaves)
+        self._adjust_pending(book, sign, leaves)
+        if book.px is None:
             pos = self._pf.position(iid)
-            px = order.limit_price or (pos.last_price if pos is not None else 0.0)
-            self._px[iid] = px
+            book.px = order.limit_price or (pos.last_price if pos is not None else 0.0)
         dup = self.duplicate.open
         dup[key] = dup.get(key, 0) + 1
 
     def note_price(self, instrument_id: str, price: float) -> None:
         """The latest price of an instrument (values its orders in flight for the gross cap)."""
-        self._px[instrument_id] = price
+        book = self._books.get(instrument_id)
+        if book is not None:
+            book.px = price
 
     def on_fill(self, fill: Fill) -> None:
         """A fill: shrink the order in flight, update managed exits, re-check the loss limits."""
-        p = self._orders.get(fill.client_order_id)
+        coid = fill.client_order_id
+        p = self._orders.get(coid)
         if p is not None:
-            f = min(fill.qty, p.leaves)
-            p.leaves -= f
-            self._adjust_pending(p.iid, p.sign, -f)
-            if p.leaves <= QTY_EPS:
-                self._forget(fill.client_order_id)
+            fq = fill.qty
+            left = p.leaves
+            f = left if left < fq else fq  # min(fill.qty, leaves) without the call
+            p.leaves = left = left - f
+            self._adjust_pending(p.book, p.sign, -f)
+            if left <= QTY_EPS:
+                self._forget(coid)
         self.exits.on_fill(fill)
         if self.loss.enabled:
             self.check_limits()
@@ -493,29 +563,44 @@ class RiskGate:
     def on_order_closed(self, order: Order) -> None:
         """An order ended (filled, cancelled, rejected, expired): it is no longer in flight."""
         self._forget(order.client_order_id)
-        self.exits.on_order_closed(order)
+        if self._exit_managed or self._exit_plans:  # else the exit manager has nothing to update
+            self.exits.on_order_closed(order)
 
     def _forget(self, coid: str) -> None:
         p = self._orders.pop(coid, None)
         if p is None:
             return
         if p.leaves > 0.0:
-            self._adjust_pending(p.iid, p.sign, -p.leaves)
+            self._adjust_pending(p.book, p.sign, -p.leaves)
         dup = self.duplicate.open
-        n = dup.get(p.key, 0) - 1
+        key = p.key
+        n = dup.get(key, 0) - 1
         if n > 0:
-            dup[p.key] = n
+            dup[key] = n
         else:
-            dup.pop(p.key, None)
+            dup.pop(key, None)
 
-    def _adjust_pending(self, iid: str, sign: int, delta: float) -> None:
-        pend = self._pend.get(iid)
-        if pend is None:
-            pend = self._pend[iid] = [0.0, 0.0]
-        side = 0 if sign > 0 else 1
-        pend[side] = max(pend[side] + delta, 0.0)
-        if pend[0] <= QTY_EPS and pend[1] <= QTY_EPS:
-            del self._pend[iid]
+    def _adjust_pending(self, book: _Book, sign: int, delta: float) -> None:
+        """Move one side's leaves by ``delta`` (never below 0); an instrument whose both sides are
+        at most QTY_EPS leaves the in-flight map and starts again from 0."""
+        if sign > 0:
+            v = book.buy + delta
+            if v < 0.0:  # noqa: PLR1730 - max(v, 0.0) exactly (NaN and -0.0 stay), without the call
+                v = 0.0
+            book.buy = v
+        else:
+            v = book.sell + delta
+            if v < 0.0:  # noqa: PLR1730
+                v = 0.0
+            book.sell = v
+        if book.buy <= QTY_EPS and book.sell <= QTY_EPS:
+            if book.pending:
+                del self._pend[book.iid]
+                book.pending = False
+            book.buy = book.sell = 0.0
+        elif not book.pending:
+            self._pend[book.iid] = book
+            book.pending = True
 
     # -- halts ------------------------------------------------------------------------------------------
 
