@@ -16,11 +16,11 @@ the insert wait for it (the ledger's primary key), so a unit is stored exactly o
 these tables without unit ids is COPYed as it is if fresh, and refused if it is a replay.
 
 Rows are built and encoded into binary COPY data here (:mod:`omnid.storage.sinks.pgcopy`), a
-piece at a time, and handed to asyncpg as bytes: one piece is what a ``slice_s`` of work encodes,
-and the slice is shared by all the sink's connections copying at once, so a loop turn spends about
-``slice_s`` on PostgreSQL however many COPYs run (asyncpg's own record encoding would send 512 KB
-bursts of ~1 ms). A row that cannot be encoded is logged and left out. Timestamps are bigint
-nanoseconds: no ``datetime`` is built per row.
+piece at a time, and handed to asyncpg as bytes: one piece is what half a ``slice_s`` encodes,
+shared by all the sink's connections copying at once, and its send gets a loop turn of its own, so
+a loop turn spends well under ``slice_s`` on PostgreSQL however many COPYs run (asyncpg's own
+record encoding sends 512 KB bursts of ~1 ms). A row that cannot be encoded is logged and left
+out. Timestamps are bigint nanoseconds: no ``datetime`` is built per row.
 
 Anything that means "the server is not there" (refused, reset, timed out, connection lost) becomes
 :class:`TransientError` so the flusher spools and retries; the connection is dropped and made
