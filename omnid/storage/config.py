@@ -89,9 +89,9 @@ class StorageConfig(Section):
     flush_ms: int = 250
     #: Rows held in memory across all tables; beyond this, batches spill to the spool file.
     max_buffer_rows: int = 500_000
-    #: Longest the flusher may hold the event loop while building rows, in microseconds. A sink's
-    #: driver adds its own work per slice (asyncpg encodes, then sends 512 KB at a time, ~1 ms):
-    #: 250 keeps the PostgreSQL writer's on-loop stalls under 2 ms.
+    #: Longest the flusher may hold the event loop while encoding rows, in microseconds. The
+    #: PostgreSQL sink encodes COPY data itself in pieces of half a slice and sends each in a loop
+    #: turn of its own, so 250 holds the loop ~0.5-0.7 ms at most (bench/storage.py).
     slice_us: int = 250
     #: Spool directory (relative to data_dir) where batches wait while a sink is down.
     spool_dir: str = "spool"
