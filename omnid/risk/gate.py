@@ -34,6 +34,7 @@ from omnid.risk.config import RiskConfig
 from omnid.risk.events import RiskDenial, RiskHaltEvent, RiskStatus
 from omnid.risk.exits import QTY_EPS, ExitManager, resolve_calendars
 from omnid.risk.rules import (
+    EXACT_STEPS,
     DupKey,
     DuplicateGuard,
     ExposureCaps,
@@ -77,8 +78,8 @@ class _Book:
     back to exactly 0 (a residue below ``QTY_EPS`` is dropped, not carried to the next order)."""
 
     __slots__ = (
-        "buy", "has_min", "iid", "inst", "lot", "lot_places", "mult", "pending", "px", "rounder", "sell",
-        "session",
+        "buy", "has_min", "iid", "inst", "lot", "lot_int", "lot_places", "lot_scale", "mult", "pending", "px",
+        "rounder", "sell", "session",
     )
 
     def __init__(self, iid: str, inst: Instrument, session: bool) -> None:
@@ -87,6 +88,8 @@ class _Book:
         self.rounder = Rounder(inst)
         self.lot = self.rounder.lot
         self.lot_places = self.rounder.lot_places
+        self.lot_int = self.rounder.lot_int
+        self.lot_scale = self.rounder.lot_scale
         self.mult = inst.multiplier
         self.has_min = bool(inst.min_qty or inst.min_notional)
         self.session = session
@@ -175,6 +178,7 @@ class RiskGate:
         self._loss_on = self.loss.enabled
         self._dup_on = self.duplicate.enabled
         self._dup_window = self.duplicate.enabled and self.duplicate.window_ns > 0
+        self._dup_open = self.duplicate.open  # the guard's live count of open orders per key
         self._rate_on = self.rate.max_orders > 0
         self._caps_on = self.exposure.has_symbol or self.exposure.has_gross
         self._all_in = config.sizing.mode == "all_in"
@@ -292,11 +296,11 @@ class RiskGate:
             if v is None and book.session:
                 v = self.session.check(book.inst, iid, now)
             # The guard's verdict only when it may have one: an order open under the key, or a window.
-            if v is None and self._dup_on and (self._dup_window or self.duplicate.open.get(key)):
+            if v is None and self._dup_on and (self._dup_window or self._dup_open.get(key)):
                 v = self.duplicate.check(key, now)
             if v is None and self._rate_on:
                 v = self.rate.check(now)
-        elif self._dup_on and (self._dup_window or self.duplicate.open.get(key)):
+        elif self._dup_on and (self._dup_window or self._dup_open.get(key)):
             v = self.duplicate.check(key, now)
         if v is not None:
             denial = self._deny(intent, v, now)
@@ -340,9 +344,11 @@ class RiskGate:
             n = _floor(qty / lot + 1e-9)
             if not n:
                 qty = 0.0
+            elif book.lot_places == 0:
+                qty = n * lot
             else:
-                places = book.lot_places
-                qty = n * lot if places == 0 else round(n * lot, places)
+                steps = n * book.lot_int
+                qty = steps / book.lot_scale if 0 < steps < EXACT_STEPS else round(n * lot, book.lot_places)
 
         if opening and qty > 0.0:
             limit_n = self.max_positions.limit
@@ -531,11 +537,20 @@ class RiskGate:
             leaves = 0.0
         key = (order.strategy_id, iid, side, order.action)
         self._orders[coid] = _Pending(book, key, sign, leaves)
-        self._adjust_pending(book, sign, leaves)
+        if leaves > QTY_EPS and not book.pending:
+            # _adjust_pending's outcome when nothing else is in flight here: 0.0 + leaves is leaves.
+            if sign > 0:
+                book.buy = leaves
+            else:
+                book.sell = leaves
+            self._pend[iid] = book
+            book.pending = True
+        else:
+            self._adjust_pending(book, sign, leaves)
         if book.px is None:
             pos = self._pf.position(iid)
             book.px = order.limit_price or (pos.last_price if pos is not None else 0.0)
-        dup = self.duplicate.open
+        dup = self._dup_open
         dup[key] = dup.get(key, 0) + 1
 
     def note_price(self, instrument_id: str, price: float) -> None:
@@ -553,7 +568,26 @@ class RiskGate:
             left = p.leaves
             f = left if left < fq else fq  # min(fill.qty, leaves) without the call
             p.leaves = left = left - f
-            self._adjust_pending(p.book, p.sign, -f)
+            # _adjust_pending(book, sign, -f), inline (x + -f is x - f exactly).
+            book = p.book
+            if p.sign > 0:
+                v = book.buy - f
+                if v < 0.0:  # noqa: PLR1730 - max(v, 0.0) exactly
+                    v = 0.0
+                book.buy = v
+            else:
+                v = book.sell - f
+                if v < 0.0:  # noqa: PLR1730
+                    v = 0.0
+                book.sell = v
+            if book.buy <= QTY_EPS and book.sell <= QTY_EPS:
+                if book.pending:
+                    del self._pend[book.iid]
+                    book.pending = False
+                book.buy = book.sell = 0.0
+            elif not book.pending:
+                self._pend[book.iid] = book
+                book.pending = True
             if left <= QTY_EPS:
                 self._forget(coid)
         self.exits.on_fill(fill)
@@ -562,7 +596,9 @@ class RiskGate:
 
     def on_order_closed(self, order: Order) -> None:
         """An order ended (filled, cancelled, rejected, expired): it is no longer in flight."""
-        self._forget(order.client_order_id)
+        coid = order.client_order_id
+        if coid in self._orders:  # a whole fill has forgotten it already
+            self._forget(coid)
         if self._exit_managed or self._exit_plans:  # else the exit manager has nothing to update
             self.exits.on_order_closed(order)
 
@@ -572,7 +608,7 @@ class RiskGate:
             return
         if p.leaves > 0.0:
             self._adjust_pending(p.book, p.sign, -p.leaves)
-        dup = self.duplicate.open
+        dup = self._dup_open
         key = p.key
         n = dup.get(key, 0) - 1
         if n > 0:

@@ -12,7 +12,7 @@ from omnid.clock import SimClock
 from omnid.model import Instrument, IntentAction, OrderType, Side
 from omnid.ports import ListRecorder
 from omnid.risk import RiskConfig, RiskGate
-from omnid.risk.rules import Rounder
+from omnid.risk.rules import EXACT_STEPS, Rounder
 
 from tests.risk.conftest import Harness, approved, buy, denied, sell
 from tests.risk.fakes import FakePortfolio, fill_for, order_for
@@ -134,6 +134,36 @@ def test_fast_rounding_equals_the_models(tick: float, lot: float, price: float, 
         assert r.price(price, side) == inst.round_price(price, side)
     assert r.qty(qty) == inst.round_qty(qty)
     assert math.copysign(1.0, r.qty(qty)) == 1.0
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    step=st.sampled_from([0.001, 0.05, 0.3, 0.125, 1e-8, 0.00001, 2.5, 0.003]),
+    steps=st.one_of(st.integers(1, 10**6), st.integers(EXACT_STEPS // 4, EXACT_STEPS * 4)),
+    frac=st.floats(0.0, 0.999),
+)
+def test_integer_division_rounding_equals_round_to_places(step: float, steps: int, frac: float) -> None:
+    # Rounder skips round(n * step, places) below EXACT_STEPS (including either side of it): the
+    # float must be the one round() gives, for quantities and prices on every side.
+    inst = Instrument(symbol="X", venue="SIM", tick_size=step, lot_size=step)
+    r = Rounder(inst)
+    assert r.lot_int > 0
+    x = (steps + frac) * step
+    n = math.floor(x / step + 1e-9)
+    assert r.qty(x) == (round(n * step, r.lot_places) if n else 0.0)
+    s = x / step
+    assert r.price(x, Side.BUY) == round(math.floor(s + 1e-9) * step, r.tick_places)
+    assert r.price(x, Side.SELL) == round(math.ceil(s - 1e-9) * step, r.tick_places)
+    assert r.price(x, Side.NONE) == round(round(s) * step, r.tick_places)
+
+
+def test_a_step_of_many_places_rounds_with_round() -> None:
+    # 1/3 is the float of 0.3333333333333333 (16 places): three steps are past EXACT_STEPS already.
+    r = Rounder(Instrument(symbol="X", venue="SIM", tick_size=0.1, lot_size=1 / 3))
+    assert r.tick_int == 1 and r.tick_scale == 10
+    assert r.lot_places == 16 and 3 * r.lot_int >= EXACT_STEPS
+    assert r.qty(1.0) == round(3 * (1 / 3), 16)
+    assert Rounder(Instrument(symbol="X", venue="SIM", tick_size=1e-30, lot_size=1.0)).tick_int == 0
 
 
 @pytest.mark.parametrize("cfg", [
