@@ -80,6 +80,18 @@ class _Managed:
         self.exiting = False
 
 
+class _Track:
+    """An instrument's net position as the fills told it (kept when flat: ``qty`` 0, ``avg`` then
+    unused), and the strategy that last opened it (None until one did)."""
+
+    __slots__ = ("avg", "owner", "qty")
+
+    def __init__(self) -> None:
+        self.qty = 0.0
+        self.avg = 0.0
+        self.owner: str | None = None
+
+
 class ExitManager:
     """Stop-loss, take-profit and trailing stops per instrument, and timed intraday square-off."""
 
@@ -99,9 +111,7 @@ class ExitManager:
         self._defaults = bool(self._stop_frac or self._take_frac or self._trail_frac)
         self._portfolio = portfolio
         self._instruments = dict(instruments)
-        self._qty: dict[str, float] = {}
-        self._avg: dict[str, float] = {}
-        self._owner: dict[str, str] = {}
+        self._track: dict[str, _Track] = {}
         self._plans: dict[str, tuple[str, int, float | None, float | None]] = {}
         self._managed: dict[str, _Managed] = {}
         self._emit: Emit | None = None
@@ -164,30 +174,37 @@ class ExitManager:
         qty = fill.qty
         if sign == 0 or not qty > 0:
             return
-        before = self._qty.get(iid, 0.0)
+        t = self._track.get(iid)
+        before = t.qty if t is not None else 0.0
         after = before + sign * qty
         if abs(after) <= QTY_EPS:
-            self._qty.pop(iid, None)
-            self._avg.pop(iid, None)
-            self._managed.pop(iid, None)
+            if t is not None:
+                t.qty = 0.0
+            managed = self._managed
+            if managed:
+                managed.pop(iid, None)
             return
-        self._qty[iid] = after
+        if t is None:
+            t = self._track[iid] = _Track()
+        t.qty = after
         # _arm with no plan, no default level and no managed position would only find nothing to
         # manage: skip it (the common case of a strategy that exits by itself).
         arm = self._defaults or iid in self._plans or iid in self._managed
         if before == 0.0 or (before > 0) != (after > 0):  # opened, or flipped through flat
             price = fill.price
-            self._avg[iid] = price
-            self._owner[iid] = fill.strategy_id
+            t.avg = price
+            t.owner = fill.strategy_id
             if arm:
                 self._arm(iid, fill.strategy_id, 1 if after > 0 else -1, price, price)
         elif abs(after) > abs(before):  # added: new average, levels follow the new entry
-            avg = (self._avg.get(iid, fill.price) * abs(before) + fill.price * qty) / abs(after)
-            self._avg[iid] = avg
+            # (an open position always has its average and owner: set when it opened, or adopted)
+            avg = (t.avg * abs(before) + fill.price * qty) / abs(after)
+            t.avg = avg
             if arm:
                 m = self._managed.get(iid)
                 best = m.best if m is not None else fill.price
-                self._arm(iid, self._owner.get(iid, fill.strategy_id), 1 if after > 0 else -1, avg, best)
+                owner = t.owner if t.owner is not None else fill.strategy_id
+                self._arm(iid, owner, 1 if after > 0 else -1, avg, best)
         # A reduction keeps the levels; an exit in progress stays quiet until its order ends.
 
     def adopt(self, position: Position, *, strategy_id: str = "risk") -> None:
@@ -198,9 +215,12 @@ class ExitManager:
         qty = position.qty
         if abs(qty) <= QTY_EPS or not position.avg_price > 0.0:
             return
-        self._qty[iid] = qty
-        self._avg[iid] = position.avg_price
-        self._owner[iid] = strategy_id
+        t = self._track.get(iid)
+        if t is None:
+            t = self._track[iid] = _Track()
+        t.qty = qty
+        t.avg = position.avg_price
+        t.owner = strategy_id
         best = position.last_price if position.last_price > 0.0 else position.avg_price
         sign = 1 if qty > 0 else -1
         best = max(best, position.avg_price) if sign > 0 else min(best, position.avg_price)
@@ -286,7 +306,8 @@ class ExitManager:
     def _fire(
         self, iid: str, m: _Managed, kind: str, level: float, price: float, ts: int
     ) -> OrderIntent | None:
-        qty = abs(self._qty.get(iid, 0.0))
+        t = self._track.get(iid)
+        qty = abs(t.qty) if t is not None else 0.0
         if qty <= QTY_EPS:
             self._managed.pop(iid, None)
             return None
@@ -324,7 +345,7 @@ class ExitManager:
                 m.exiting = True
             out.append(
                 OrderIntent(
-                    strategy_id=self._owner.get(iid, "risk"),
+                    strategy_id=self._owner(iid),
                     instrument_id=iid,
                     side=Side.SELL if qty > 0 else Side.BUY,
                     qty=abs(qty),
@@ -336,6 +357,16 @@ class ExitManager:
                 )
             )
         return out
+
+    def _owner(self, iid: str) -> str:
+        """The strategy that last opened ``iid`` ("risk" if none did)."""
+        t = self._track.get(iid)
+        return t.owner if t is not None and t.owner is not None else "risk"
+
+    def _qty(self, iid: str) -> float:
+        """The tracked net position (0 when flat or never traded)."""
+        t = self._track.get(iid)
+        return t.qty if t is not None else 0.0
 
     # -- status -----------------------------------------------------------------------------------------
 
@@ -355,7 +386,7 @@ class ExitManager:
         return ExitLevels(
             instrument_id=instrument_id,
             strategy_id=m.strategy_id,
-            qty=self._qty.get(instrument_id, 0.0),
+            qty=self._qty(instrument_id),
             entry=m.entry,
             stop_loss=fin(m.stop),
             trailing_stop=fin(m.trail),

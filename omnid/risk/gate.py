@@ -187,6 +187,7 @@ class RiskGate:
             if (config.session_window and not inst.calendar.always_open) or iid in cutoffs
         )
         self._fraction = config.sizing.mode == "fraction"
+        self._frac = self.sizer.fraction
         self._books = {
             iid: _Book(iid, inst, iid in self._session_iids) for iid, inst in self._instruments.items()
         }
@@ -238,17 +239,22 @@ class RiskGate:
         book = self._books.get(iid)
         if book is None:
             return self._deny(intent, (SANITY, f"unknown instrument {iid!r}", {}), now)
+        side = intent.side
+        action = intent.action
+        order_type = intent.order_type
         if (
-            intent.side.__class__ is not Side
-            or intent.action.__class__ is not IntentAction
-            or intent.order_type.__class__ is not OrderType
+            side.__class__ is not Side
+            or action.__class__ is not IntentAction
+            or order_type.__class__ is not OrderType
         ):
             fixed = self._coerce(intent)
             if fixed is None:
-                what = f"side={intent.side!r} action={intent.action!r} order_type={intent.order_type!r}"
+                what = f"side={side!r} action={action!r} order_type={order_type!r}"
                 return self._deny(intent, (SANITY, f"not a valid intent: {what}", {}), now)
             intent = fixed
-        side = intent.side
+            side = intent.side
+            action = intent.action
+            order_type = intent.order_type
         if side is _BUY:
             sign = 1
         elif side is _SELL:
@@ -261,7 +267,6 @@ class RiskGate:
         qty = intent.qty
         if not 0.0 <= qty < _INF:
             return self._deny(intent, (SANITY, f"quantity {qty} is not a usable quantity", {"qty": qty}), now)
-        order_type = intent.order_type
         limit = intent.limit_price
         stop = intent.stop_price
         if order_type is _MARKET:
@@ -282,7 +287,6 @@ class RiskGate:
                 stop = rounder.price(stop, _NONE)
             else:
                 stop = None
-        action = intent.action
         opening = action is _OPEN
         key = (intent.strategy_id, iid, side, action)
         flatten: Verdict | None = None
@@ -323,7 +327,7 @@ class RiskGate:
                 equity = self._pf.equity()
                 if self._fraction and equity > 0.0:
                     # Sizer.size's "fraction" rule, the same arithmetic without the call.
-                    qty = equity * self.sizer.fraction / (ref * book.mult)
+                    qty = equity * self._frac / (ref * book.mult)
                 else:
                     if self._all_in:
                         equity -= self._committed(iid, sign * before, ref * book.mult)
@@ -353,7 +357,13 @@ class RiskGate:
         if opening and qty > 0.0:
             limit_n = self.max_positions.limit
             if limit_n and not pending and abs(pos) <= QTY_EPS:
-                n_pos = self._projected_positions()
+                # _projected_positions, inline: open positions plus flat instruments with orders out.
+                pf = self._pf
+                n_pos = pf.open_position_count()
+                if self._pend:
+                    for other in self._pend:
+                        if abs(pf.position_qty(other)) <= QTY_EPS:
+                            n_pos += 1
                 if n_pos >= limit_n:
                     v = self.max_positions.check(n_pos)
                     if v is not None:
@@ -380,7 +390,10 @@ class RiskGate:
             self.duplicate.approved(key, now)
         self.approvals += 1
         book.px = ref
-        out = _replace(intent, qty=qty, limit_price=limit, stop_price=stop)
+        if limit is intent.limit_price and stop is intent.stop_price:  # the common market order
+            out = _replace(intent, qty=qty)
+        else:
+            out = _replace(intent, qty=qty, limit_price=limit, stop_price=stop)
         if opening and (self._plans_exits or intent.stop_loss is not None or intent.take_profit is not None):
             self.exits.plan(out)
         return out
@@ -588,8 +601,17 @@ class RiskGate:
             elif not book.pending:
                 self._pend[book.iid] = book
                 book.pending = True
-            if left <= QTY_EPS:
-                self._forget(coid)
+            if left <= QTY_EPS:  # filled: _forget, inline
+                del self._orders[coid]
+                if left > 0.0:
+                    self._adjust_pending(book, p.sign, -left)
+                dup = self._dup_open
+                key = p.key
+                n = dup.get(key, 0) - 1
+                if n > 0:
+                    dup[key] = n
+                else:
+                    dup.pop(key, None)
         self.exits.on_fill(fill)
         if self.loss.enabled:
             self.check_limits()
