@@ -36,6 +36,8 @@ Emit = Callable[[OrderIntent], None]
 
 #: Quantities smaller than this are treated as flat (float residue of partial fills).
 QTY_EPS = 1e-12
+_BUY = Side.BUY
+_SELL = Side.SELL
 
 STOP_LOSS = "stop_loss"
 TRAILING_STOP = "trailing_stop"
@@ -170,14 +172,15 @@ class ExitManager:
     def on_fill(self, fill: Fill) -> None:
         """Book a fill into the tracked net position and (re)compute the managed levels."""
         iid = fill.instrument_id
-        sign = fill.side.sign
+        side = fill.side
+        sign = 1 if side is _BUY else -1 if side is _SELL else 0  # Side.sign without the member lookup
         qty = fill.qty
         if sign == 0 or not qty > 0:
             return
         t = self._track.get(iid)
         before = t.qty if t is not None else 0.0
         after = before + sign * qty
-        if abs(after) <= QTY_EPS:
+        if -QTY_EPS <= after <= QTY_EPS:  # abs(after) <= QTY_EPS (NaN too) without the call
             if t is not None:
                 t.qty = 0.0
             managed = self._managed
@@ -189,7 +192,9 @@ class ExitManager:
         t.qty = after
         # _arm with no plan, no default level and no managed position would only find nothing to
         # manage: skip it (the common case of a strategy that exits by itself).
-        arm = self._defaults or iid in self._plans or iid in self._managed
+        plans = self._plans
+        managed = self._managed
+        arm = self._defaults or (bool(plans) and iid in plans) or (bool(managed) and iid in managed)
         if before == 0.0 or (before > 0) != (after > 0):  # opened, or flipped through flat
             price = fill.price
             t.avg = price

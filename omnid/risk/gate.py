@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgspec
 
@@ -35,7 +36,6 @@ from omnid.risk.events import RiskDenial, RiskHaltEvent, RiskStatus
 from omnid.risk.exits import QTY_EPS, ExitManager, resolve_calendars
 from omnid.risk.rules import (
     EXACT_STEPS,
-    DupKey,
     DuplicateGuard,
     ExposureCaps,
     KillSwitch,
@@ -100,16 +100,10 @@ class _Book:
         self.px: float | None = None
 
 
-class _Pending:
-    """An order in flight: what it still may add to its instrument's position."""
-
-    __slots__ = ("book", "key", "leaves", "sign")
-
-    def __init__(self, book: _Book, key: DupKey, sign: int, leaves: float) -> None:
-        self.book = book
-        self.key = key
-        self.sign = sign
-        self.leaves = leaves
+#: An order in flight (what it still may add to its instrument's position) is a list
+#: ``[book: _Book, key: DupKey, sign: int, leaves: float]``, indexed by these: building a list costs
+#: a fifth of constructing a class instance, once per order.
+_P_BOOK, _P_KEY, _P_SIGN, _P_LEAVES = 0, 1, 2, 3
 
 
 class RiskGate:
@@ -193,7 +187,7 @@ class RiskGate:
         }
         # Whether check needs the time before it decides (else only a denial reads the clock).
         self._timed = self._loss_on or bool(self._session_iids) or self._dup_window or self._rate_on
-        self._orders: dict[str, _Pending] = {}
+        self._orders: dict[str, list[Any]] = {}  # orders in flight by client order id (see _P_BOOK)
         # Instruments with orders in flight, in the order they got them (sums over it keep that order).
         self._pend: dict[str, _Book] = {}
         # The exit manager's live maps: an order's end has nothing to tell it while both are empty.
@@ -288,7 +282,11 @@ class RiskGate:
             else:
                 stop = None
         opening = action is _OPEN
+        # The guard's key, hashed only when the guard may have a verdict: an order open (under any
+        # key: most intents come when none is) or a window of recent approvals.
+        dup_open = self._dup_open
         key = (intent.strategy_id, iid, side, action)
+        dup_check = self._dup_on and (self._dup_window or (bool(dup_open) and key in dup_open))
         flatten: Verdict | None = None
 
         v: Verdict | None = None
@@ -299,12 +297,11 @@ class RiskGate:
                 v = self.kill.check()
             if v is None and book.session:
                 v = self.session.check(book.inst, iid, now)
-            # The guard's verdict only when it may have one: an order open under the key, or a window.
-            if v is None and self._dup_on and (self._dup_window or self._dup_open.get(key)):
+            if v is None and dup_check:
                 v = self.duplicate.check(key, now)
             if v is None and self._rate_on:
                 v = self.rate.check(now)
-        elif self._dup_on and (self._dup_window or self._dup_open.get(key)):
+        elif dup_check:
             v = self.duplicate.check(key, now)
         if v is not None:
             denial = self._deny(intent, v, now)
@@ -356,7 +353,7 @@ class RiskGate:
 
         if opening and qty > 0.0:
             limit_n = self.max_positions.limit
-            if limit_n and not pending and abs(pos) <= QTY_EPS:
+            if limit_n and not pending and -QTY_EPS <= pos <= QTY_EPS:  # abs(pos) <= QTY_EPS
                 # _projected_positions, inline: open positions plus flat instruments with orders out.
                 pf = self._pf
                 n_pos = pf.open_position_count()
@@ -544,12 +541,12 @@ class RiskGate:
         if book is None:
             return
         side = order.side
-        sign = side.sign
+        sign = 1 if side is _BUY else -1 if side is _SELL else 0  # Side.sign without the member lookup
         leaves = order.qty - order.filled_qty  # Order.leaves_qty without the property call
         if leaves < 0.0:  # noqa: PLR1730 - a compare, not a max() call, per order
             leaves = 0.0
         key = (order.strategy_id, iid, side, order.action)
-        self._orders[coid] = _Pending(book, key, sign, leaves)
+        self._orders[coid] = [book, key, sign, leaves]  # _P_BOOK, _P_KEY, _P_SIGN, _P_LEAVES
         if leaves > QTY_EPS and not book.pending:
             # _adjust_pending's outcome when nothing else is in flight here: 0.0 + leaves is leaves.
             if sign > 0:
@@ -578,12 +575,12 @@ class RiskGate:
         p = self._orders.get(coid)
         if p is not None:
             fq = fill.qty
-            left = p.leaves
+            left = p[3]  # _P_LEAVES
             f = left if left < fq else fq  # min(fill.qty, leaves) without the call
-            p.leaves = left = left - f
+            p[3] = left = left - f
             # _adjust_pending(book, sign, -f), inline (x + -f is x - f exactly).
-            book = p.book
-            if p.sign > 0:
+            book = p[0]  # _P_BOOK
+            if p[2] > 0:  # _P_SIGN
                 v = book.buy - f
                 if v < 0.0:  # noqa: PLR1730 - max(v, 0.0) exactly
                     v = 0.0
@@ -604,14 +601,12 @@ class RiskGate:
             if left <= QTY_EPS:  # filled: _forget, inline
                 del self._orders[coid]
                 if left > 0.0:
-                    self._adjust_pending(book, p.sign, -left)
+                    self._adjust_pending(book, p[_P_SIGN], -left)
                 dup = self._dup_open
-                key = p.key
-                n = dup.get(key, 0) - 1
+                key = p[1]  # _P_KEY
+                n = dup.pop(key, 0) - 1  # one lookup in the common case (the last order under it)
                 if n > 0:
                     dup[key] = n
-                else:
-                    dup.pop(key, None)
         self.exits.on_fill(fill)
         if self.loss.enabled:
             self.check_limits()
@@ -628,15 +623,14 @@ class RiskGate:
         p = self._orders.pop(coid, None)
         if p is None:
             return
-        if p.leaves > 0.0:
-            self._adjust_pending(p.book, p.sign, -p.leaves)
+        left = p[_P_LEAVES]
+        if left > 0.0:
+            self._adjust_pending(p[_P_BOOK], p[_P_SIGN], -left)
         dup = self._dup_open
-        key = p.key
-        n = dup.get(key, 0) - 1
+        key = p[_P_KEY]
+        n = dup.pop(key, 0) - 1
         if n > 0:
             dup[key] = n
-        else:
-            dup.pop(key, None)
 
     def _adjust_pending(self, book: _Book, sign: int, delta: float) -> None:
         """Move one side's leaves by ``delta`` (never below 0); an instrument whose both sides are
