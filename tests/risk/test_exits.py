@@ -205,3 +205,18 @@ def test_square_off_unknown_calendar_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match=r"square_off\.lse"):
         Harness(exits={"square_off": {"lse": "16:20"}})
+
+
+def test_unmanaged_round_trips_then_a_planned_add_averages_from_the_tracked_position(h: Harness) -> None:
+    # No levels until the third entry: the first round trip leaves nothing behind (flat is flat),
+    # and the levels armed by a later add follow the average of the position the fills built.
+    h.execute(buy(qty=2), 100.0)
+    h.execute(close(Side.SELL), 110.0)
+    assert h.gate.exits.levels("AAA.SIM") is None and h.pf.position_qty("AAA.SIM") == 0.0
+    h.execute(buy(qty=1), 90.0)  # reopened, unmanaged: its entry is 90, not the old 100
+    h.execute(buy(qty=3, strategy_id="s2", stop_loss=80.0), 94.0)
+    lv = h.gate.exits.levels("AAA.SIM")
+    assert lv is not None
+    assert (lv.qty, lv.entry, lv.stop_loss, lv.strategy_id) == (4.0, 93.0, 80.0, "s2")
+    out = h.gate.exits.on_price("AAA.SIM", 80.0, 7)
+    assert out is not None and out.qty == 4.0 and out.reason.startswith("stop-loss")
