@@ -193,6 +193,7 @@ class RiskGate:
         # The exit manager's live maps: an order's end has nothing to tell it while both are empty.
         self._exit_managed = self.exits.managed
         self._exit_plans = self.exits.plans
+        self._exits_on_fill = self.exits.on_fill
         self._emit: Emit | None = None
         self.approvals = 0
         self.denials = 0
@@ -282,11 +283,12 @@ class RiskGate:
             else:
                 stop = None
         opening = action is _OPEN
-        # The guard's key, hashed only when the guard may have a verdict: an order open (under any
-        # key: most intents come when none is) or a window of recent approvals.
-        dup_open = self._dup_open
-        key = (intent.strategy_id, iid, side, action)
-        dup_check = self._dup_on and (self._dup_window or (bool(dup_open) and key in dup_open))
+        # The guard's key, built and hashed only when the guard may have a verdict: an order open
+        # (under any key: most intents come when none is) or a window of recent approvals.
+        dup_check = False
+        if self._dup_on and (self._dup_window or self._dup_open):
+            key = (intent.strategy_id, iid, side, action)
+            dup_check = self._dup_window or key in self._dup_open
         flatten: Verdict | None = None
 
         v: Verdict | None = None
@@ -383,7 +385,7 @@ class RiskGate:
 
         if self._rate_on:
             self.rate.approved(now)
-        if self._dup_window:
+        if self._dup_window:  # (then key was built above)
             self.duplicate.approved(key, now)
         self.approvals += 1
         book.px = ref
@@ -607,7 +609,7 @@ class RiskGate:
                 n = dup.pop(key, 0) - 1  # one lookup in the common case (the last order under it)
                 if n > 0:
                     dup[key] = n
-        self.exits.on_fill(fill)
+        self._exits_on_fill(fill)
         if self.loss.enabled:
             self.check_limits()
 
