@@ -153,11 +153,15 @@ class EMA(Indicator):
 class RSI(Indicator):
     """Wilder's relative strength index (0..100)."""
 
-    __slots__ = ("_gain", "_loss", "_n", "_prev", "period")
+    __slots__ = ("_gain", "_loss", "_n", "_p", "_prev", "_w", "period")
 
     def __init__(self, period: int, name: str = "") -> None:
         super().__init__(name or f"rsi_{period}")
         self.period = _period("rsi", period)
+        # The steady state's weights as floats: float * float is the same product as
+        # float * int (the int converts exactly) without the mixed-type slow path.
+        self._w = float(period - 1)
+        self._p = float(period)
         self._n = 0  # inputs seen, capped at period + 1
         self._prev = NAN
         self._gain = 0.0
@@ -167,15 +171,15 @@ class RSI(Indicator):
         if self.ready:  # the steady state, kept short: Wilder smoothing of gains and losses
             d = x - self._prev
             self._prev = x
-            p = self.period
-            gain = self._gain * (p - 1)
-            loss = self._loss * (p - 1)
+            w = self._w
+            p = self._p
+            # (avg * (period - 1) + change) / period, the same operations in the same order
             if d < 0:
-                loss -= d
+                gain = self._gain * w / p
+                loss = (self._loss * w - d) / p
             else:
-                gain += d
-            gain /= p
-            loss /= p
+                gain = (self._gain * w + d) / p
+                loss = self._loss * w / p
             self._gain = gain
             self._loss = loss
             total = gain + loss
@@ -654,10 +658,11 @@ class SessionVWAP(Indicator):
             self._next = self.calendar.next_session_start(ts)
             self._spv = 0.0
             self._sv = 0.0
-        self._spv += price * volume
+        spv = self._spv + price * volume
         sv = self._sv + volume
+        self._spv = spv
         self._sv = sv
-        self.value = self._spv / sv if sv > 0.0 else price
+        self.value = spv / sv if sv > 0.0 else price
         self.ready = True
 
 

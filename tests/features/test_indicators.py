@@ -26,6 +26,7 @@ import pytest
 import talib
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from omnid.calendar import TradingCalendar
 from omnid.errors import ConfigError
 from omnid.features import (
     ATR,
@@ -39,6 +40,7 @@ from omnid.features import (
     Momentum,
     RealisedVol,
     RollingVWAP,
+    SessionVWAP,
 )
 
 from tests.conftest import SLOW
@@ -271,3 +273,73 @@ def test_property_random_series_match_talib(prices: list[float], period: int) ->
             assert np.isnan(ours).all()
         else:
             assert_parity(ours, ref)
+
+
+def _edge_series(rng: np.random.Generator, n: int) -> list[float]:
+    """Random walk with flat runs, huge jumps, tiny steps and subnormal-sized changes."""
+    x = 100.0
+    out: list[float] = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.15:
+            pass  # unchanged: a zero change
+        elif r < 0.2:
+            x *= float(rng.choice([1e-6, 1e6, 0.5, 2.0]))
+        elif r < 0.25:
+            x += 5e-324 * float(rng.integers(-3, 4))
+        else:
+            x += float(rng.normal()) * x * 0.01
+        out.append(x)
+    return out
+
+
+@pytest.mark.parametrize("period", [1, 2, 3, 14, 50])
+def test_rsi_steady_state_is_bit_identical_to_integer_period_wilder(period: int) -> None:
+    """The steady state uses cached float weights; every value equals the int-period formula."""
+    rng = np.random.default_rng(period)
+    xs = _edge_series(rng, 3000)
+    ind = RSI(period)
+    prev, gain, loss, n = math.nan, 0.0, 0.0, 0
+    for x in xs:
+        ind.update(x)
+        if n == 0:
+            prev, n = x, 1
+            continue
+        d = x - prev
+        prev = x
+        if n > period:  # Wilder smoothing written as TA-Lib does, with the int period
+            gain *= period - 1
+            loss *= period - 1
+        if d < 0:
+            loss -= d
+        else:
+            gain += d
+        if n >= period:
+            gain /= period
+            loss /= period
+        n = min(n + 1, period + 1)
+        if n > period:
+            total = gain + loss
+            want = 100.0 * (gain / total) if total > 0.0 else 0.0
+            assert ind.ready
+            assert ind.value == want or (math.isnan(want) and math.isnan(ind.value))
+
+
+def test_session_vwap_is_the_running_sum_ratio_reset_each_utc_day() -> None:
+    """Session VWAP on an always-open calendar: Σ p·v / Σ v since 00:00 UTC, bit for bit."""
+    rng = np.random.default_rng(7)
+    day = 86_400_000_000_000
+    ts = np.sort(rng.integers(0, 3 * day, 2000)).tolist()
+    px = _edge_series(rng, 2000)
+    vol = [0.0 if rng.random() < 0.1 else float(rng.exponential()) for _ in px]
+    ind = SessionVWAP(TradingCalendar())
+    spv = sv = 0.0
+    cur = -1
+    for t, p, v in zip(ts, px, vol, strict=True):
+        ind.update(t, p, v)
+        if t // day != cur:
+            cur, spv, sv = t // day, 0.0, 0.0
+        spv += p * v
+        sv += v
+        assert ind.value == (spv / sv if sv > 0.0 else p)
+        assert ind.session_start == cur * day
