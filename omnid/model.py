@@ -91,6 +91,8 @@ class OrderStatus(enum.StrEnum):
 _REJECTED = OrderStatus.REJECTED
 _FILLED = OrderStatus.FILLED
 _PARTIALLY_FILLED = OrderStatus.PARTIALLY_FILLED
+_SUBMITTED = OrderStatus.SUBMITTED
+_ACCEPTED = OrderStatus.ACCEPTED
 
 _TERMINAL = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
@@ -413,7 +415,13 @@ class Order(msgspec.Struct, kw_only=True):
         self.avg_fill_price = (self.avg_fill_price * self.filled_qty + price * qty) / total
         self.filled_qty = total
         done = total >= self.qty * (1 - 1e-12)
-        self.transition(_FILLED if done else _PARTIALLY_FILLED, ts)
+        status = self.status
+        if status is _ACCEPTED or status is _PARTIALLY_FILLED or status is _SUBMITTED:
+            # Replaces self.transition: these three may go to FILLED or PARTIALLY_FILLED.
+            self.status = _FILLED if done else _PARTIALLY_FILLED
+            self.ts_last = ts
+        else:
+            self.transition(_FILLED if done else _PARTIALLY_FILLED, ts)
 
 
 class Fill(msgspec.Struct, kw_only=True):

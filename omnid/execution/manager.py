@@ -47,8 +47,11 @@ _IGNORED_UPDATES = frozenset({OrderStatus.NEW, OrderStatus.SUBMITTED})
 # Enum members the per-order path reads, as module globals: reading one through its class
 # (``OrderStatus.FILLED``) costs ~90 ns on Python 3.11.
 _SUBMITTED = OrderStatus.SUBMITTED
+_ACCEPTED = OrderStatus.ACCEPTED
 _FILLED = OrderStatus.FILLED
 _NO_SIDE = Side.NONE
+_MARKET = OrderType.MARKET
+_INF = math.inf
 _TERMINAL = frozenset(s for s in OrderStatus if s.is_terminal)  # the property costs ~80 ns a read
 
 
@@ -127,17 +130,26 @@ class OrderManager:
         recording = self._recording
         if recording:  # tested here, not in _record_order: a call per state is measurable per order
             self._record_order(order)
-        problem = _validate(order)
-        if problem:
-            self._reject(order, now, problem, IssueKind.INVALID_ORDER)
-            return order
-        try:
-            client = self.router.client_for(order.instrument_id)
-        except RejectedError as exc:
-            self._reject(order, now, str(exc), IssueKind.NO_ROUTE)
-            return order
+        qty = order.qty
+        # Replaces _validate for a market order with a side and a finite positive quantity (which
+        # it passes); anything else goes through _validate.
+        if order.order_type is not _MARKET or order.side is _NO_SIDE or not 0.0 < qty < _INF:
+            problem = _validate(order)
+            if problem:
+                self._reject(order, now, problem, IssueKind.INVALID_ORDER)
+                return order
+        router = self.router
+        client = router.cached_routes.get(order.instrument_id)  # client_for's own cache, read inline
+        if client is None:
+            try:
+                client = router.client_for(order.instrument_id)
+            except RejectedError as exc:
+                self._reject(order, now, str(exc), IssueKind.NO_ROUTE)
+                return order
         # Journaled as SUBMITTED: the state the venue's updates and fills then apply to on replay.
-        order.transition(_SUBMITTED, now)
+        # Replaces order.transition(_SUBMITTED, now): NEW -> SUBMITTED is legal, the order is new.
+        order.status = _SUBMITTED
+        order.ts_last = now
         if self.journal is not None:
             try:
                 self.journal.append(order)
@@ -148,7 +160,11 @@ class OrderManager:
         self._open[order.client_order_id] = order
         if recording:
             self._record_order(order)
-        self._notify_order(order)
+        for listener in self.order_listeners:  # replaces self._notify_order(order)
+            try:
+                listener(order)
+            except Exception:
+                log.exception("order listener failed on %s", order.client_order_id)
         try:
             client.submit(order)
         except Exception as exc:  # a client bug or a refused send must not stop the engine
@@ -243,18 +259,31 @@ class OrderManager:
         if update.venue_order_id and not order.venue_order_id:
             order.venue_order_id = update.venue_order_id
         status = update.status
-        if status is order.status or status in _FILL_DRIVEN or status in _IGNORED_UPDATES:
-            return  # a repeated ack, or a status that fills (not updates) drive
-        try:
-            order.transition(status, update.ts_event, reason=update.reason)
-        except IllegalTransition as exc:
-            self._issue(IssueKind.ILLEGAL_TRANSITION, order.client_order_id, str(exc), order.instrument_id)
-            return
-        if status in _TERMINAL:
-            self._finish(order)
+        current = order.status
+        if status is _ACCEPTED and current is _SUBMITTED:
+            # Replaces order.transition for the venue's ack: SUBMITTED -> ACCEPTED is legal and
+            # sets nothing but the status and time (ACCEPTED is not terminal: nothing to finish).
+            order.status = status
+            order.ts_last = update.ts_event
+        else:
+            if status is current or status in _FILL_DRIVEN or status in _IGNORED_UPDATES:
+                return  # a repeated ack, or a status that fills (not updates) drive
+            try:
+                order.transition(status, update.ts_event, reason=update.reason)
+            except IllegalTransition as exc:
+                self._issue(
+                    IssueKind.ILLEGAL_TRANSITION, order.client_order_id, str(exc), order.instrument_id
+                )
+                return
+            if status in _TERMINAL:
+                self._finish(order)
         if self._recording:
             self._record_order(order)
-        self._notify_order(order)
+        for listener in self.order_listeners:  # replaces self._notify_order(order)
+            try:
+                listener(order)
+            except Exception:
+                log.exception("order listener failed on %s", order.client_order_id)
 
     def on_fill(self, fill: Fill) -> None:
         fid = fill.fill_id
@@ -290,7 +319,12 @@ class OrderManager:
             except OmnidError as exc:
                 self._issue(IssueKind.BAD_FILL, fill.client_order_id, str(exc), fill.instrument_id)
                 return
-        self._remember_fill(fid)
+        # Remember the id for the duplicate check, the oldest forgotten past keep_fill_ids (inline).
+        self._fill_ids.add(fid)
+        fill_order = self._fill_order
+        fill_order.append(fid)
+        if len(fill_order) > self._keep_fill_ids:
+            self._fill_ids.discard(fill_order.popleft())
         if self._recording:
             self.recorder.record(fill)
         if self.journal is not None:
@@ -306,10 +340,23 @@ class OrderManager:
                 if not order.venue_order_id:
                     order.venue_order_id = fill.venue_order_id
                 if order.status is _FILLED:
-                    self._finish(order)
+                    # Replaces self._finish(order) when the order was open (else _finish decides).
+                    coid = order.client_order_id
+                    if self._open.pop(coid, None) is not None:
+                        self._cancel_sent.discard(coid)
+                        closed = self._closed
+                        closed.append(coid)
+                        if len(closed) > self._keep_closed:
+                            self._orders.pop(closed.popleft(), None)
+                    else:
+                        self._finish(order)
                 if self._recording:
                     self._record_order(order)
-                self._notify_order(order)
+                for notify in self.order_listeners:  # replaces self._notify_order(order)
+                    try:
+                        notify(order)
+                    except Exception:
+                        log.exception("order listener failed on %s", order.client_order_id)
         for listener in self.fill_listeners:
             try:
                 listener(fill, order)
@@ -326,12 +373,6 @@ class OrderManager:
             self.journal.append(item)
         except Exception as exc:
             self._issue(IssueKind.JOURNAL_FAILED, client_order_id, f"journal failed: {exc}")
-
-    def _remember_fill(self, fill_id: str) -> None:
-        self._fill_ids.add(fill_id)
-        self._fill_order.append(fill_id)
-        if len(self._fill_order) > self._keep_fill_ids:
-            self._fill_ids.discard(self._fill_order.popleft())
 
     def _finish(self, order: Order) -> None:
         coid = order.client_order_id

@@ -8,7 +8,7 @@ their :class:`~omnid.ports.ExecutionEvents`; it forwards to whoever bound it (th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from omnid.errors import ConfigError, RejectedError
 from omnid.model import Fill, Order
@@ -28,6 +28,9 @@ class Router:
     ) -> None:
         self._clients: dict[str, ExecutionClient] = {}
         self._routes: dict[str, ExecutionClient] = {}  # instrument id -> client, as looked up
+        #: The same dict, for reading: the order manager tries it before :meth:`client_for` (a call
+        #: per order saved); a miss still goes through :meth:`client_for`, which fills it.
+        self.cached_routes: Mapping[str, ExecutionClient] = self._routes
         self._handler: ExecutionEvents | None = None
         self.default = default
         if default is not None:

@@ -177,16 +177,24 @@ class PaperBroker:
             self._update(coid, OrderStatus.REJECTED, now, reason=problem)
             return
         self._seen.add(coid)
-        self._order_seq += 1
+        seq = self._order_seq = self._order_seq + 1
         expire = self._expiry(order, now) if order.tif is _DAY else 0  # only DAY orders expire
-        w = _Working(order, f"{self.venue}-{self._order_seq}", expire)
+        vid = f"{self.venue}-{seq}"
+        w = _Working(order, vid, expire)
         self._by_id[coid] = w
-        ws = self._working.get(order.instrument_id)
+        iid = order.instrument_id
+        ws = self._working.get(iid)
         if ws is None:
-            self._working[order.instrument_id] = [w]
+            self._working[iid] = [w]
         else:
             ws.append(w)
-        self._update(coid, _ACCEPTED, now, venue_order_id=w.venue_order_id)
+        events = self._events
+        if events is None:  # replaces self._update(coid, _ACCEPTED, now, venue_order_id=vid)
+            log.error("paper broker is not bound: %s for %s dropped", _ACCEPTED.value, coid)
+            return
+        events.on_order_update(
+            OrderUpdate(client_order_id=coid, status=_ACCEPTED, ts_event=now, venue_order_id=vid)
+        )
 
     def cancel(self, client_order_id: str) -> None:
         w = self._by_id.get(client_order_id)
@@ -282,6 +290,7 @@ class PaperBroker:
         slipping = self._bps or self._ticks  # no slippage configured: the price as it is
         room_buy = buy_size * part if part and buy_size > 0 else _INF
         room_sell = sell_size * part if part and sell_size > 0 else _INF
+        instruments = self._instruments
         for w in tuple(ws):  # fills may submit or cancel orders re-entrantly
             if w.client_order_id not in self._by_id:
                 continue
@@ -321,7 +330,8 @@ class PaperBroker:
                     else:
                         price, liq = lim, _MAKER_LIQ
             room = room_buy if s > 0 else room_sell
-            qty = self._fill_qty(w, room)
+            inst = instruments.get(w.instrument_id)
+            qty = self._fill_qty(w, room, inst)
             if qty <= 0:
                 if w.tif is _IOC or w.tif is _FOK:
                     self._expire(w, ts, "no volume to fill against")
@@ -330,7 +340,7 @@ class PaperBroker:
                 room_buy -= qty
             else:
                 room_sell -= qty
-            self._fill(w, qty, price, liq, ts)
+            self._fill(w, qty, price, liq, ts, inst)
 
     def _match_bar(self, ws: list[_Working], bar: Bar) -> None:
         part = self._participation
@@ -382,7 +392,8 @@ class PaperBroker:
                         self._expire(w, ts_open, f"{w.tif.value} limit not marketable")
                     continue
             room = room_buy if s > 0 else room_sell
-            qty = self._fill_qty(w, room)
+            inst = self._instruments.get(w.instrument_id)
+            qty = self._fill_qty(w, room, inst)
             if qty <= 0:
                 if w.tif is _IOC or w.tif is _FOK:
                     self._expire(w, at, "no volume to fill against")
@@ -391,7 +402,7 @@ class PaperBroker:
                 room_buy -= qty
             else:
                 room_sell -= qty
-            self._fill(w, qty, price, liq, at)
+            self._fill(w, qty, price, liq, at, inst)
 
     def _slip(self, w: _Working, price: float) -> float:
         if self._bps:
@@ -402,10 +413,10 @@ class PaperBroker:
                 price += w.sign * self._ticks * inst.tick_size
         return price
 
-    def _fill_qty(self, w: _Working, room: float) -> float:
-        """How much of ``w`` can fill with ``room`` left; 0 when FOK cannot fill in full."""
+    def _fill_qty(self, w: _Working, room: float, inst: Instrument | None) -> float:
+        """How much of ``w`` (of instrument ``inst``, None if unknown) can fill with ``room`` left;
+        0 when FOK cannot fill in full."""
         leaves = w.qty - w.filled
-        inst = self._instruments.get(w.instrument_id)
         if inst is not None:
             # Float subtraction leaves residue (0.6614300000000001); a fill off the lot grid
             # would leave dust positions in the exact ledger, so snap the remainder to the lot.
@@ -417,28 +428,42 @@ class PaperBroker:
         qty = inst.round_qty(room) if inst is not None else room
         return qty if qty > 0 else 0.0
 
-    def _fill(self, w: _Working, qty: float, price: float, liq: Liquidity, ts: int) -> None:
+    def _fill(
+        self, w: _Working, qty: float, price: float, liq: Liquidity, ts: int, inst: Instrument | None
+    ) -> None:
+        """Book a fill of ``w`` (``inst``: its instrument, as the caller looked it up)."""
         cfg = self.config
-        inst = self._instruments.get(w.instrument_id)
         mult = inst.multiplier if inst is not None else 1.0
         fee = cfg.commission_rate * qty * price * mult + cfg.commission_per_unit * qty
-        if w.filled == 0.0:
+        filled = w.filled
+        if filled == 0.0:
             fee += cfg.commission_per_order
-        w.filled += qty
-        done = w.qty - w.filled <= w.qty * _DUST
-        if done:
-            self._remove(w)
-        self._positions[w.instrument_id] = self._positions.get(w.instrument_id, 0.0) + w.sign * qty
-        self._fill_seq += 1
+        w.filled = filled = filled + qty
+        total = w.qty
+        done = total - filled <= total * _DUST
+        coid = w.client_order_id
+        iid = w.instrument_id
+        if done and self._by_id.pop(coid, None) is not None:  # replaces self._remove(w)
+            ws = self._working.get(iid)
+            if ws is not None:
+                if len(ws) == 1 and ws[0] is w:
+                    del self._working[iid]
+                else:
+                    ws.remove(w)
+                    if not ws:
+                        del self._working[iid]
+        positions = self._positions
+        positions[iid] = positions.get(iid, 0.0) + w.sign * qty
+        seq = self._fill_seq = self._fill_seq + 1
         events = self._events
         if events is None:
-            log.error("paper broker is not bound: fill of %s dropped", w.client_order_id)
+            log.error("paper broker is not bound: fill of %s dropped", coid)
             return
         events.on_fill(
             Fill(
-                fill_id=f"{self.venue}-F{self._fill_seq}",
-                client_order_id=w.client_order_id,
-                instrument_id=w.instrument_id,
+                fill_id=f"{self.venue}-F{seq}",
+                client_order_id=coid,
+                instrument_id=iid,
                 strategy_id=w.strategy_id,
                 side=w.side,
                 qty=qty,
@@ -450,7 +475,7 @@ class PaperBroker:
                 ts_event=ts,
             )
         )
-        if not done and w.tif is _IOC and w.client_order_id in self._by_id:
+        if not done and w.tif is _IOC and coid in self._by_id:
             self._expire(w, ts, "ioc remainder")
 
     def _expire(self, w: _Working, ts: int, reason: str) -> None:
