@@ -71,6 +71,7 @@ _TAKER = Liquidity.TAKER
 _MAKER_LIQ = Liquidity.MAKER
 _ACCEPTED = OrderStatus.ACCEPTED
 _SELL = Side.SELL
+_BUY = Side.BUY
 _NO_SIDE = Side.NONE
 
 
@@ -172,11 +173,23 @@ class PaperBroker:
         """Accept (or reject) ``order`` now; it fills on later market data."""
         now = self._clock.now_ns()
         coid = order.client_order_id
-        problem = self._check(order)
-        if problem:
-            self._update(coid, OrderStatus.REJECTED, now, reason=problem)
-            return
-        self._seen.add(coid)
+        seen = self._seen
+        # Replaces self._check(order) for a market order it would pass: a new id, a side, a finite
+        # positive quantity, no tick slippage to check, and a buy or a sell where shorts are allowed.
+        side = order.side
+        if (
+            order.order_type is not _MARKET
+            or coid in seen
+            or _MARKET not in self._types
+            or self._ticks
+            or not (side is _BUY or (side is _SELL and self.config.allow_short))
+            or not 0.0 < order.qty < _INF
+        ):
+            problem = self._check(order)
+            if problem:
+                self._update(coid, OrderStatus.REJECTED, now, reason=problem)
+                return
+        seen.add(coid)
         seq = self._order_seq = self._order_seq + 1
         expire = self._expiry(order, now) if order.tif is _DAY else 0  # only DAY orders expire
         vid = f"{self.venue}-{seq}"
@@ -331,7 +344,12 @@ class PaperBroker:
                         price, liq = lim, _MAKER_LIQ
             room = room_buy if s > 0 else room_sell
             inst = instruments.get(w.instrument_id)
-            qty = self._fill_qty(w, room, inst)
+            # Replaces self._fill_qty(w, room, inst) when the room takes all that is left.
+            qty = w.qty - w.filled
+            if inst is not None:
+                qty = inst.round_qty(qty)
+            if room < qty:
+                qty = self._fill_qty(w, room, inst)
             if qty <= 0:
                 if w.tif is _IOC or w.tif is _FOK:
                     self._expire(w, ts, "no volume to fill against")
