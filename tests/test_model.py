@@ -72,6 +72,26 @@ def test_overfill_and_bad_fill_raise() -> None:
     assert o.status is S.SUBMITTED and o.filled_qty == 0
 
 
+@pytest.mark.parametrize("src", [S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED])
+def test_fills_move_an_open_order_to_partial_then_filled(src: OrderStatus) -> None:
+    o = order()
+    o.status = src
+    o.apply_fill(4.0, 100.0, 7)
+    assert (o.status, o.ts_last, o.filled_qty) == (S.PARTIALLY_FILLED, 7, 4.0)
+    o.apply_fill(6.0, 100.0, 8)
+    assert (o.status, o.ts_last, o.filled_qty) == (S.FILLED, 8, 10.0)
+
+
+@pytest.mark.parametrize("src", [S.NEW, S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED])
+def test_a_fill_on_a_new_or_finished_order_is_an_illegal_transition(src: OrderStatus) -> None:
+    o = order()
+    o.status = src
+    with pytest.raises(IllegalTransition) as info:
+        o.apply_fill(1.0, 100.0, 5)
+    assert info.value.context["current"] == src.value
+    assert o.status is src and o.ts_last == 0
+
+
 def test_rejection_keeps_the_reason() -> None:
     o = order()
     o.transition(S.SUBMITTED, 1)

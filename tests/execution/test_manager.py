@@ -232,6 +232,9 @@ def test_invalid_intents_become_rejected_orders() -> None:
         (intent(order_type=OrderType.LIMIT), "limit_price"),
         (intent(order_type=OrderType.STOP_LIMIT, limit_price=1.0), "stop_price"),
         (intent(side=Side.NONE), "side"),
+        (intent(qty=float("inf")), "quantity"),
+        (intent(qty=-1.0), "quantity"),
+        (intent(order_type=OrderType.STOP, qty=1.0), "stop_price"),
     ]:
         o = rig.om.submit(bad)
         assert o.status is OrderStatus.REJECTED and why in o.reject_reason
@@ -252,6 +255,20 @@ def test_routing_by_venue_and_default() -> None:
     lone = OrderManager(clock=clock, router=Router([binance]))
     d = lone.submit(intent(iid="X.NSE"))
     assert d.status is OrderStatus.REJECTED and "no execution client" in d.reject_reason
+
+
+def test_a_client_added_later_takes_the_routes_the_default_had() -> None:
+    """The manager reads the router's route cache itself: adding a client must still reroute."""
+    clock = SimClock(T0)
+    paper = PaperBroker(clock)
+    router = Router(default=paper)
+    om = OrderManager(clock=clock, router=router)
+    a = om.submit(intent(iid="BTCUSDT.BINANCE"))
+    binance = Scripted("BINANCE")
+    router.add(binance)
+    b = om.submit(intent(iid="BTCUSDT.BINANCE"))
+    assert paper.working_orders() == [a.client_order_id] and binance.submitted == [b.client_order_id]
+    assert b.status is OrderStatus.SUBMITTED and binance.events is om
 
 
 def test_client_that_raises_rejects_the_order() -> None:

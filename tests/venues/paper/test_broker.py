@@ -355,6 +355,11 @@ def test_cancel_and_cancel_of_unknown() -> None:
             "not supported",
         ),
         ({"allow_short": False}, lambda c: order(Side.SELL, 1, clock=c), "short"),
+        # Market orders that the submit fast path must hand to the full check:
+        ({}, lambda c: order(Side.NONE, 1, clock=c), "side"),
+        ({}, lambda c: order(Side.BUY, float("inf"), clock=c), "quantity"),
+        ({}, lambda c: order(Side.SELL, float("nan"), clock=c), "quantity"),
+        ({}, lambda c: order(Side.SELL, -1.0, clock=c), "quantity"),
         ({"slippage_ticks": 1}, lambda c: order(Side.BUY, 1, clock=c, iid="ETH.SIM"), "unknown instrument"),
     ],
 )
