@@ -27,7 +27,7 @@ CHUNK = 1 << 16
 #: Bars: progress is reported every this many bars (a power of two: a mask test per bar).
 PROGRESS_EVERY = 1 << 16
 _SIDES = (Side.SELL, Side.NONE, Side.BUY)
-_NO_TS = -(1 << 63)  # before any timestamp
+_SIDE_OBJECTS = np.array(_SIDES, dtype=object)  # the same members, indexed by side + 1
 
 Handler = Callable[[Trade], object]
 BarHandler = Callable[[Bar], object]
@@ -79,21 +79,28 @@ def replay_ticks(
         handlers: list[Handler] = [owner.trade_path(iid) for iid in ids]
     else:
         handlers = [handle] * len(ids)
-    # Without a book there is nothing to sample: the boundary is never reached.
-    boundary = _NO_TS if book is not None else NEVER_NS
-    prev_ts = _NO_TS
+    # Without a book there is nothing to sample: the boundary is never reached. With one, the
+    # first tick's bucket is the first open one.
+    boundary = NEVER_NS
+    if book is not None and n:
+        boundary = (int(data.ts[0]) // sample_ns + 1) * sample_ns
     # Columns become Python lists a chunk at a time: plain floats and ints for the hot loop without
     # holding a million boxed objects per column (peak memory stays a few MB over the arrays).
     for lo in range(0, n, CHUNK):
         hi = min(lo + CHUNK, n)
-        sides = [_SIDES[s + 1] for s in data.side[lo:hi].tolist()]
+        sides = _SIDE_OBJECTS[data.side[lo:hi] + 1].tolist()  # a numpy gather, not a listcomp
+        if book is not None:
+            # The timestamp a sample is stamped with (the tick before each bucket change) comes
+            # from numpy here, so the loop keeps no previous timestamp per tick.
+            before = data.ts[max(lo - 1, 0):hi]
+            buckets = before // sample_ns
+            stamps = iter(before[np.flatnonzero(buckets[1:] != buckets[:-1])].tolist())
         for ts, code, px, qty, side in zip(
             data.ts[lo:hi].tolist(), data.symbol_codes[lo:hi].tolist(), data.price[lo:hi].tolist(),
             data.qty[lo:hi].tolist(), sides, strict=True,
         ):
             if ts >= boundary:
-                if prev_ts != _NO_TS:
-                    _sample(book, ids, last, prev_ts)  # type: ignore[arg-type]
+                _sample(book, ids, last, next(stamps))  # type: ignore[arg-type]
                 boundary = (ts // sample_ns + 1) * sample_ns
             # SimClock.advance_to, inlined for an event before any timer is due.
             if ts >= clock.due_ns:
@@ -102,11 +109,10 @@ def replay_ticks(
                 clock._now = ts
             handlers[code](Trade(ids[code], px, qty, side, ts, ts))
             last[code] = px
-            prev_ts = ts
         if progress is not None:
             progress(hi)
     if book is not None and n:
-        _sample(book, ids, last, prev_ts)
+        _sample(book, ids, last, int(data.ts[-1]))
     if progress is not None and not n:
         progress(0)
     return n

@@ -157,3 +157,34 @@ def test_synthetic_ticks_cluster_at_the_session_ends() -> None:
     hour = ((t.ts - t.ts.min()) % NS_PER_DAY) // 3_600_000_000_000
     counts = np.bincount(hour, minlength=8)
     assert counts[0] > 1.5 * counts[4] and counts[7] > 1.5 * counts[3]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 16])
+def test_tick_samples_are_stamped_with_each_buckets_last_tick_at_its_last_prices(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Samples close every sample_ns bucket that has ticks, however the rows are chunked."""
+    import omnid.sim.replay as replay_mod
+
+    monkeypatch.setattr(replay_mod, "CHUNK", chunk)
+    data = generate_ticks(600, instruments=3, seed=11)
+    ids = [f"{s}.SIM" for s in data.symbols]
+    sample_ns = 300_000_000_000
+    book = TradeBook(1000.0)
+    for iid in ids:  # hold one unit of each so every sample depends on every last price
+        book.on_fill(Fill(fill_id="f", client_order_id="o", instrument_id=iid, strategy_id="s",
+                          side=Side.BUY, qty=1.0, price=1.0, commission=0.0, ts_event=0))
+    replay_ticks(data, ids, SimClock(), lambda t: None, book, sample_ns=sample_ns)
+    want_ts: list[int] = []
+    want_eq: list[float] = []
+    last = dict.fromkeys(ids, 1.0)
+    rows = list(zip(data.ts.tolist(), data.symbol_codes.tolist(), data.price.tolist(), strict=True))
+    for i, (ts, code, px) in enumerate(rows):
+        last[ids[code]] = px
+        if i + 1 == len(rows) or rows[i + 1][0] // sample_ns != ts // sample_ns:
+            want_ts.append(ts)
+            want_eq.append(book.cash + sum(last[iid] for iid in ids))
+    ts_arr, eq, _ = book.curve()
+    assert len(want_ts) > 20
+    assert ts_arr.tolist() == want_ts
+    assert np.allclose(eq, want_eq, rtol=0, atol=1e-9)
