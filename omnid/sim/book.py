@@ -129,7 +129,8 @@ class TradeBook:
 
     def sample(self, ts: int) -> None:
         """Record the equity at ``ts`` and whether the period just ended held a position."""
-        exposed = self.touched or any(q != 0.0 for q in self.positions.values())
+        # any() over the floats themselves: truthiness is `q != 0.0` (NaN true, -0.0 false)
+        exposed = self.touched or any(self.positions.values())
         self._sample_ts.append(ts)
         self._sample_eq.append(self.equity())
         self._sample_flag.append(exposed)

@@ -166,7 +166,10 @@ def replay_bars(
 
 def _sample(book: TradeBook, ids: list[str], last: list[float], ts: int) -> None:
     lp = book.last_price
-    for iid, px in zip(ids, last, strict=True):
-        if not math.isnan(px):  # this symbol has traded
-            lp[iid] = px
+    if any(map(math.isnan, last)):
+        for iid, px in zip(ids, last, strict=True):
+            if not math.isnan(px):  # this symbol has traded
+                lp[iid] = px
+    else:  # every symbol has traded (the steady state): one C-level update
+        lp.update(zip(ids, last, strict=True))
     book.sample(ts)
