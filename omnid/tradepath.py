@@ -28,7 +28,7 @@ def on_trade(trade):
     if not (0.0 < px < 1e308 and 0.0 <= size < 1e308) or st.builders:
         general(trade)
         return
-    if paper is not None and iid in working:
+    if PAPER_WORKING:
         engine._busy = 1
         paper(trade)
         engine._busy = 0
@@ -138,7 +138,9 @@ def compile_trade_path(
         env[f"r{i}"] = runner
         env[f"h{i}"] = fn
         hooks.append(_HOOK.format(i=i))
-    source = _TEMPLATE.replace("VERSION_OK", version_ok).format(
+    # The broker is bound for good: without one the paper branch compiles away.
+    paper_working = "iid in working" if env.get("paper") is not None else "False"
+    source = _TEMPLATE.replace("VERSION_OK", version_ok).replace("PAPER_WORKING", paper_working).format(
         features="\n".join(lines), hooks="".join(hooks) or "        pass\n"
     )
     code = compile(source, f"<omnid trade path {iid}>", "exec")

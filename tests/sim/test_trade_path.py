@@ -15,7 +15,7 @@ from omnid.sim.replay import replay_ticks
 from omnid.sim.synthetic import generate_ticks
 
 
-def _run(fast: bool, bad_rows: bool, plain_hook: bool = False) -> tuple[list[object], object, list[object], tuple[int, int, int]]:
+def _run(fast: bool, bad_rows: bool, plain_hook: bool = False, no_broker: bool = False) -> tuple[list[object], object, list[object], tuple[int, int, int]]:
     data = generate_ticks(20_000, instruments=3, seed=7)
     if bad_rows:  # malformed prints take the general path (recorded as bad events)
         data.price[100] = np.nan
@@ -41,6 +41,8 @@ def _run(fast: bool, bad_rows: bool, plain_hook: bool = False) -> tuple[list[obj
         runner = core.engine.runners["backtest"]
         for iid, route in core.engine._routes.items():
             route.handlers = core.engine._trade_handlers[iid] = [(runner, runner.strategy.on_trade)]
+    if no_broker:  # an engine whose trades reach no broker: the path compiles without that branch
+        core.engine._paper_trade = None
     # A partial is not recognised as Engine.on_trade, so the loop calls the general method.
     handle = core.on_trade if fast else functools.partial(Engine.on_trade, core.engine)
     replay_ticks(data, ids, core.clock, handle, book)
@@ -110,4 +112,11 @@ def test_trade_path_follows_paused_strategies_and_late_features() -> None:
     slow = _manual(False)
     assert fast[0] > 10
     assert fast[2] == fast[2]  # the late SMA was fed (not NaN)
+    assert fast == slow
+
+
+def test_trade_path_without_a_broker_matches_on_trade() -> None:
+    fast = _run(True, bad_rows=True, no_broker=True)
+    slow = _run(False, bad_rows=True, no_broker=True)
+    assert fast[3][0] > 0 and fast[3][2] == 0  # orders are sent but no trade fills them
     assert fast == slow
