@@ -396,7 +396,7 @@ class Engine:
             for done in list(self.features.completed):
                 self._dispatch_bar(done)
 
-    def trade_path(self, instrument_id: str) -> Callable[[Trade], None]:
+    def trade_path(self, instrument_id: str, *, checked: bool = False) -> Callable[[Trade], None]:
         """:meth:`on_trade` specialised for one instrument: the same steps in the same order, for a
         caller that already knows the instrument (the backtester's replay loop calls one per tick).
 
@@ -405,6 +405,8 @@ class Engine:
         exit: it returns None for the others). What the fast path does not cover (a malformed
         print, a price the features reject, bar builders fed from trades, an unconfigured
         instrument) goes through :meth:`on_trade` itself, so behaviour is the same by construction.
+        ``checked=True`` promises that every trade passed has a price in (0, 1e308) and a size in
+        [0, 1e308) (a replay checks its columns once in numpy): the path then skips that test.
         """
         general = self.on_trade
         route = self._routes.get(instrument_id)
@@ -424,7 +426,7 @@ class Engine:
             "failed": self._failed,
         }
         return compile_trade_path(engine=self, iid=instrument_id, st=st, route=route, general=general,
-                                  bound=bound)
+                                  bound=bound, checked=checked)
 
     def on_bar(self, bar: Bar) -> None:
         """A bar from a file or a venue's kline stream; it fills pending orders at its open first."""

@@ -25,7 +25,7 @@ _TEMPLATE = '''
 def on_trade(trade):
     px = trade.price
     size = trade.size
-    if not (0.0 < px < 1e308 and 0.0 <= size < 1e308) or st.builders:
+    if MALFORMED_OR st.builders:
         general(trade)
         return
     if PAPER_WORKING:
@@ -94,12 +94,15 @@ def compile_trade_path(
     route: Any,
     general: Callable[[Trade], None],
     bound: dict[str, Any],
+    checked: bool = False,
 ) -> Callable[[Trade], None]:
     """The trade path for ``iid``, written out for its current feed and handlers.
 
     ``bound`` holds the engine's parts the path calls (paper, working, mark, last, managed,
     exit_price, drain, process, accept, failed); ``st`` is the feature engine's state for the
-    instrument, ``route`` the engine's handler route for it.
+    instrument, ``route`` the engine's handler route for it. ``checked``: the caller has checked
+    every trade it will pass (price in (0, 1e308), size in [0, 1e308)), so the per-tick test that
+    sends a malformed print to the general path is left out.
     """
     env: dict[str, Any] = dict(bound)
     env.update(engine=engine, iid=iid, st=st, route=route, general=general)
@@ -140,7 +143,12 @@ def compile_trade_path(
         hooks.append(_HOOK.format(i=i))
     # The broker is bound for good: without one the paper branch compiles away.
     paper_working = "iid in working" if env.get("paper") is not None else "False"
-    source = _TEMPLATE.replace("VERSION_OK", version_ok).replace("PAPER_WORKING", paper_working).format(
+    malformed_or = "" if checked else "not (0.0 < px < 1e308 and 0.0 <= size < 1e308) or "
+    source = (
+        _TEMPLATE.replace("VERSION_OK", version_ok)
+        .replace("PAPER_WORKING", paper_working)
+        .replace("MALFORMED_OR ", malformed_or)
+    ).format(
         features="\n".join(lines), hooks="".join(hooks) or "        pass\n"
     )
     code = compile(source, f"<omnid trade path {iid}>", "exec")

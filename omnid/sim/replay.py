@@ -76,7 +76,11 @@ def replay_ticks(
     # instrument's parts bound once): the loop then picks the handler by symbol code.
     owner = getattr(handle, "__self__", None)
     if isinstance(owner, Engine) and handle == owner.on_trade:
-        handlers: list[Handler] = [owner.trade_path(iid) for iid in ids]
+        # Every print checked here at once (NaN fails both compares): the paths then leave out
+        # their per-tick test for a malformed print, which only a file with one would need.
+        price, qty = data.price, data.qty
+        checked = bool(n) and bool(np.all((price > 0.0) & (price < 1e308) & (qty >= 0.0) & (qty < 1e308)))
+        handlers: list[Handler] = [owner.trade_path(iid, checked=checked) for iid in ids]
     else:
         handlers = [handle] * len(ids)
     # Without a book there is nothing to sample: the boundary is never reached. With one, the

@@ -120,3 +120,37 @@ def test_trade_path_without_a_broker_matches_on_trade() -> None:
     slow = _run(False, bad_rows=True, no_broker=True)
     assert fast[3][0] > 0 and fast[3][2] == 0  # orders are sent but no trade fills them
     assert fast == slow
+
+
+def test_replay_leaves_out_the_malformed_print_test_only_for_checked_columns() -> None:
+    """The per-tick malformed-print test is dropped only when every row passed it in numpy first."""
+    seen: list[bool] = []
+    for bad in (None, "nan_price", "zero_price", "inf_qty", "negative_qty"):
+        data = generate_ticks(2_000, instruments=2, seed=3)
+        if bad == "nan_price":
+            data.price[500] = np.nan
+        elif bad == "zero_price":
+            data.price[500] = 0.0
+        elif bad == "inf_qty":
+            data.qty[500] = np.inf
+        elif bad == "negative_qty":
+            data.qty[500] = -1.0
+        ids = [f"{s}.SIM" for s in data.symbols]
+        core = BacktestCore(ids, strategy="momentum", params={"no_book": "trade_flow"}, cash=1e6,
+                            commission=0.0, start_ns=int(data.ts[0]) - 1, lot_size=0.001)
+        core.start()
+        eng = core.engine
+        build = eng.trade_path
+        flags: list[bool] = []
+
+        def spy(iid: str, *, checked: bool = False, build: object = build, flags: list[bool] = flags) -> object:
+            flags.append(checked)
+            return build(iid, checked=checked)  # type: ignore[operator]
+
+        eng.trade_path = spy  # type: ignore[method-assign]
+        replay_ticks(data, ids, core.clock, core.on_trade)
+        assert len(flags) == 2 and len(set(flags)) == 1
+        seen.append(flags[0])
+        if bad is not None:
+            assert eng.bad_events == 1  # the malformed row still reached the general path
+    assert seen == [True, False, False, False, False]
