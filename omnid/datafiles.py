@@ -225,6 +225,36 @@ def write_table(path: str | Path, columns: Mapping[str, Sequence[Any] | npt.NDAr
 # Reading
 
 
+
+#: Arrow's fixed-width numeric types and the numpy dtypes of their data buffers.
+_BUFFER_DTYPES: dict[pa.DataType, type[np.generic]] = {
+    pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64,
+    pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64,
+    pa.float32(): np.float32, pa.float64(): np.float64,
+}
+
+
+def _numpy(col: pa.ChunkedArray | pa.Array, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """A numeric Arrow column as a new, writable, contiguous numpy array of ``dtype``.
+
+    Why not ``to_numpy()``: with pandas installed, pyarrow's conversion imports it first, 0.3-0.45 s
+    on a 2-core VM (as long as parsing a 1M-row CSV). A column of a fixed-width type without nulls
+    is read straight from each chunk's data buffer instead; anything else takes ``to_numpy()``.
+    """
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    own = _BUFFER_DTYPES.get(col.type)
+    if own is None or col.null_count:
+        return np.ascontiguousarray(col.to_numpy(), dtype=dtype)
+    size = np.dtype(own).itemsize
+    parts = [np.frombuffer(c.buffers()[1], dtype=own, count=len(c), offset=c.offset * size)
+             for c in chunks if len(c)]
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    # concatenate and astype copy: the result never shares (read-only) Arrow memory.
+    out = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+    return out if out.dtype == dtype else out.astype(dtype)
+
+
 def _format_of(p: Path) -> Literal["csv", "parquet"]:
     suffix = p.suffix.lower()
     if suffix in (".parquet", ".pq"):
@@ -262,7 +292,10 @@ def _read(p: Path, wanted: dict[str, tuple[str, ...]], numeric: tuple[str, ...],
     cols, sym_col = _resolve(names, wanted, p, extra)
     try:
         if _format_of(p) == "parquet":
-            return pq.read_table(p), cols, sym_col
+            # ParquetFile, not read_table: the latter goes through pyarrow.dataset, whose import
+            # pulls in pandas when it is installed (see _numpy).
+            with pq.ParquetFile(p) as pf:
+                return pf.read(), cols, sym_col
     except (OSError, pa.ArrowException) as exc:
         raise DataError(f"{p}: cannot read Parquet: {exc}", path=str(p)) from None
     strings = {c: pa.string() for c in (sym_col, cols.get("side")) if c}
@@ -315,7 +348,7 @@ def _floats(table: pa.Table, name: str, p: Path) -> F64:
                                 column=name, row=row) from None
         raise DataError(f"{p}: column {name!r}: not numeric ({col.type})", path=str(p),
                         column=name) from None
-    arr: F64 = np.ascontiguousarray(col.to_numpy(), dtype=np.float64)
+    arr: F64 = _numpy(col, np.float64)
     finite = np.isfinite(arr)
     if not finite.all():
         row = int(np.argmin(finite)) + 1
@@ -348,12 +381,13 @@ def _timestamps(table: pa.Table, name: str, p: Path) -> I64:
     typ = col.type
     if pa.types.is_timestamp(typ):
         out = col.cast(pa.timestamp("ns", tz=typ.tz)).cast(pa.int64())
-        return np.ascontiguousarray(out.to_numpy(), dtype=np.int64)
+        return _numpy(out, np.int64)
     if pa.types.is_date(typ):
-        days: I64 = col.cast(pa.date32()).cast(pa.int32()).to_numpy().astype(np.int64)
+        days: I64 = _numpy(col.cast(pa.date32()).cast(pa.int32()), np.int64)
         return days * 86_400_000_000_000
     if pa.types.is_integer(typ) or pa.types.is_floating(typ):
-        raw = col.to_numpy()
+        own = _BUFFER_DTYPES.get(typ)
+        raw = _numpy(col, own) if own is not None else col.to_numpy()
         if raw.dtype.kind == "f" and not np.isfinite(raw).all():
             row = int(np.argmin(np.isfinite(raw))) + 1
             raise DataError(f"{p}: column {name!r}, row {row}: timestamp is not finite", path=str(p),
@@ -363,7 +397,7 @@ def _timestamps(table: pa.Table, name: str, p: Path) -> I64:
         for tz in (None, "UTC"):
             try:
                 out = col.cast(pa.timestamp("ns", tz=tz)).cast(pa.int64())
-                return np.ascontiguousarray(out.to_numpy(), dtype=np.int64)
+                return _numpy(out, np.int64)
             except pa.ArrowException:
                 pass
         return np.fromiter(
@@ -399,16 +433,19 @@ def _parse_one_ts(text: str, p: Path, name: str, row: int) -> int:
 def _sides(table: pa.Table, name: str | None, p: Path) -> I8:
     if name is None:
         return np.zeros(table.num_rows, dtype=np.int8)
-    col = pc.utf8_lower(pc.utf8_trim_whitespace(table.column(name).cast(pa.string()).fill_null("")))
-    enc = col.combine_chunks().dictionary_encode()
+    col = pc.utf8_lower(pc.utf8_trim_whitespace(table.column(name).cast(pa.string())))
+    # An empty cell is a null here: encoded as an entry of its own, read as "" (no side). Not
+    # fill_null(""): making the "" scalar imports pandas when it is installed (see _numpy).
+    enc = col.combine_chunks().dictionary_encode(null_encoding="encode")
     out = np.zeros(len(enc.dictionary), dtype=np.int8)
-    for i, v in enumerate(enc.dictionary.to_pylist()):
+    for i, got in enumerate(enc.dictionary.to_pylist()):
+        v = "" if got is None else got
         if v not in SIDE_CODES:
             row = _first_true(pc.equal(col, v))
             raise DataError(f"{p}: column {name!r}, row {row}: side must be buy or sell, got {v!r}",
                             path=str(p), column=name, row=row)
         out[i] = SIDE_CODES[v]
-    return np.ascontiguousarray(out[enc.indices.to_numpy()], dtype=np.int8)
+    return np.ascontiguousarray(out[_numpy(enc.indices, np.intp)], dtype=np.int8)
 
 
 def _symbols(table: pa.Table, name: str | None, p: Path, default: str | None) -> tuple[list[str], I32]:
@@ -419,7 +456,7 @@ def _symbols(table: pa.Table, name: str | None, p: Path, default: str | None) ->
         row = _first_true(col.is_null())
         raise DataError(f"{p}: column {name!r}, row {row}: empty symbol", path=str(p), column=name, row=row)
     enc = col.combine_chunks().dictionary_encode()
-    return enc.dictionary.to_pylist(), np.ascontiguousarray(enc.indices.to_numpy(), dtype=np.int32)
+    return enc.dictionary.to_pylist(), _numpy(enc.indices, np.int32)
 
 
 def _check_sorted(ts: I64, codes: I32, symbols: list[str], p: Path, name: str, *, strict: bool) -> None:
