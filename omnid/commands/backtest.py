@@ -51,8 +51,11 @@ def _iso(ts: int) -> str:
 
 
 def _fmt(value: float | int, pattern: str) -> str:
-    if isinstance(value, float) and math.isnan(value):
-        return "n/a"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if abs(value) >= 1e12 and math.isfinite(value):  # a fixed-point 1e42 is 40 digits of noise
+            return f"{value:.4e}"
     return pattern.format(value)
 
 
@@ -67,6 +70,7 @@ def render_text(result: BacktestResult, *, max_equity_rows: int = 20, max_trade_
     lines.append(f"{'End':<34}{_iso(m.end_ts)}")
     for key, label, pattern in METRIC_LABELS:
         lines.append(f"{label:<34}{_fmt(getattr(m, key), pattern)}")
+    lines += [f"Warning: {w}" for w in result.warnings]
     lines += ["", f"Trades ({len(result.trades)}):"]
     if result.trades:
         lines.append(f"{'#':>4} {'instrument':<14}{'qty':>12} {'entry time':<27}{'entry':>12} "

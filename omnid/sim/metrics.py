@@ -139,6 +139,37 @@ def period_returns(ts: npt.NDArray[np.int64], equity: npt.NDArray[np.float64]) -
     return rets[np.isfinite(rets)], per_year
 
 
+#: Fewer return periods than this make annualised figures an extrapolation worth a warning.
+FEW_PERIODS = 20
+#: |Sharpe| beyond this only happens when the annualised volatility has collapsed towards zero.
+ABSURD_RATIO = 1e3
+_PERIOD_NAMES = {252: "daily", 365: "daily", 52: "weekly", 12: "monthly", 1: "yearly"}
+
+
+def metric_warnings(ts: npt.NDArray[np.int64], equity: npt.NDArray[np.float64], m: Metrics) -> list[str]:
+    """Plain-language warnings for figures that are computed as backtesting.py does (so they stay
+    comparable) but mean little for this run: annualised ratios from a handful of periods, and a
+    Sharpe or Sortino blown up by a compounded volatility that has collapsed (a run that lost nearly
+    everything compounds to -100 % a year with a volatility near 0)."""
+    out: list[str] = []
+    rets, per_year = period_returns(ts, equity)
+    kind = _PERIOD_NAMES.get(per_year, "period")
+    if rets.size < FEW_PERIODS:
+        out.append(
+            f"CAGR, volatility, Sharpe and Sortino extrapolate {rets.size} {kind} return"
+            f"{'' if rets.size == 1 else 's'} to a year: indicative only"
+        )
+    absurd = [name for name, v in (("Sharpe", m.sharpe), ("Sortino", m.sortino))
+              if math.isfinite(v) and abs(v) > ABSURD_RATIO]
+    if absurd:
+        out.append(
+            f"{' and '.join(absurd)} {'is' if len(absurd) == 1 else 'are'} not meaningful here: the "
+            f"annualised volatility is {m.volatility_pct:.3g} % (the {kind} returns compound to a "
+            "near-total loss or gain over a year)"
+        )
+    return out
+
+
 def compute_metrics(
     ts: npt.NDArray[np.int64],
     equity: npt.NDArray[np.float64],

@@ -24,7 +24,7 @@ from omnid.datafiles import BarData, TickData, detect_kind, load_bars, load_tick
 from omnid.errors import ConfigError, DataError
 from omnid.sim.book import TradeBook
 from omnid.sim.core import BacktestCore
-from omnid.sim.metrics import Metrics, RoundTrip, compute_metrics
+from omnid.sim.metrics import Metrics, RoundTrip, compute_metrics, metric_warnings
 from omnid.sim.replay import bar_interval_ns, replay_bars, replay_ticks
 
 #: The venue backtest instruments are listed at.
@@ -69,6 +69,8 @@ class BacktestResult(msgspec.Struct, kw_only=True):
     equity: list[EquityPoint]
     #: Set when the strategy raised and was disabled mid-run: the results stop at that point.
     strategy_error: str | None = None
+    #: Figures computed as backtesting.py does but meaning little for this run (see metric_warnings).
+    warnings: list[str] = msgspec.field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """``{"metrics": {...}, "trades": [...], "equity": [...]}`` plus what was run."""
@@ -82,6 +84,7 @@ class BacktestResult(msgspec.Struct, kw_only=True):
             "trades": doc["trades"],
             "equity": doc["equity"],
             "strategy_error": doc["strategy_error"],
+            "warnings": doc["warnings"],
         }
 
 
@@ -172,6 +175,7 @@ def _report(spec: BacktestSpec, kind: Literal["bars", "ticks"], n: int, book: Tr
         strategy=spec.strategy,
         events=n,
         metrics=metrics,
+        warnings=metric_warnings(ts, eq, metrics),
         trades=trips,
         equity=[EquityPoint(t, e) for t, e in zip(ts.tolist(), eq.tolist(), strict=True)],
     )

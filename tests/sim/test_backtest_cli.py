@@ -256,3 +256,20 @@ def test_long_trade_lists_are_shortened_in_the_text_report_only(tick_file: Path)
     assert f"... {n - 10} more trades" in text
     rows = [ln for ln in text.splitlines() if ".SIM " in ln]
     assert len(rows) == 10 and rows[0].split()[0] == "1" and rows[-1].split()[0] == str(n)
+
+
+def test_short_runs_carry_warnings_in_json_and_text(tick_file: Path, bar_file: Path) -> None:
+    """A few days of ticks: annualised figures are flagged (numbers unchanged); 300 daily bars are not."""
+    doc = _json("--data", str(tick_file), *SMA, "--cash", "100000")
+    assert doc["warnings"] and "daily return" in doc["warnings"][0]
+    code, out, _ = _run("--data", str(tick_file), *SMA, "--cash", "100000")
+    assert code == 0 and f"Warning: {doc['warnings'][0]}" in out
+    assert _json("--data", str(bar_file), *SMA)["warnings"] == []
+
+
+def test_huge_ratios_print_in_exponent_form() -> None:
+    from omnid.commands.backtest import _fmt
+
+    assert _fmt(-1.4503333669160392e42, "{:.4f}") == "-1.4503e+42"
+    assert _fmt(1.5, "{:.4f}") == "1.5000" and _fmt(math.nan, "{:.4f}") == "n/a"
+    assert _fmt(math.inf, "{:.4f}") == "inf"

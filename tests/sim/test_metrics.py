@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import numpy as np
 import pytest
 from omnid.errors import DataError
-from omnid.sim.metrics import RoundTrip, compute_metrics, period_returns
+from omnid.sim.metrics import FEW_PERIODS, RoundTrip, compute_metrics, metric_warnings, period_returns
 from omnid.sim.synthetic import NS_PER_DAY, generate_bars
 
 from tests.sim.reference import run_reference, ts_ns
@@ -79,3 +80,37 @@ def test_open_round_trip_is_not_counted() -> None:
 def test_empty_equity_is_a_data_error() -> None:
     with pytest.raises(DataError):
         compute_metrics(np.empty(0, np.int64), np.empty(0), [], exposure_pct=0, commissions=0)
+
+
+def _daily(equity: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    ts = np.array([1_704_153_600 * 10**9 + i * NS_PER_DAY for i in range(len(equity))], dtype=np.int64)
+    return ts, np.array(equity, dtype=np.float64)
+
+
+def test_warnings_flag_few_periods_and_a_collapsed_volatility_without_changing_the_numbers() -> None:
+    """A 5-day run that loses 88 %: the figures stay backtesting.py's, the report says why they
+    mean little (4 daily returns; Sharpe blown up by a compounded volatility near 0)."""
+    ts, eq = _daily([100_000.0, 60_000.0, 35_000.0, 20_000.0, 12_000.0])
+    m = compute_metrics(ts, eq, [], exposure_pct=100.0, commissions=0.0)
+    assert abs(m.sharpe) > 1e3
+    notes = metric_warnings(ts, eq, m)
+    assert len(notes) == 2
+    assert "extrapolate 4 daily returns" in notes[0]
+    assert notes[1].startswith("Sharpe is not meaningful") and "annualised volatility" in notes[1]
+    again = compute_metrics(ts, eq, [], exposure_pct=100.0, commissions=0.0)
+    assert msgspec.structs.asdict(again) == msgspec.structs.asdict(m)  # warnings change no number
+
+
+def test_no_warnings_for_a_long_ordinary_run() -> None:
+    rng = np.random.default_rng(4)
+    ts, eq = _daily(list(100_000.0 * np.cumprod(1.0 + rng.normal(0.0005, 0.01, 400))))
+    m = compute_metrics(ts, eq, [], exposure_pct=100.0, commissions=0.0)
+    assert metric_warnings(ts, eq, m) == []
+
+
+def test_few_periods_warning_at_its_boundary() -> None:
+    ts, eq = _daily([100.0 + i for i in range(FEW_PERIODS + 1)])  # FEW_PERIODS returns: no warning
+    assert metric_warnings(ts, eq, compute_metrics(ts, eq, [], exposure_pct=0.0, commissions=0.0)) == []
+    ts, eq = _daily([100.0 + i for i in range(FEW_PERIODS)])  # one fewer
+    notes = metric_warnings(ts, eq, compute_metrics(ts, eq, [], exposure_pct=0.0, commissions=0.0))
+    assert len(notes) == 1 and f"{FEW_PERIODS - 1} daily returns" in notes[0]
