@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import typer
 
@@ -225,10 +225,11 @@ def register(app: typer.Typer) -> None:
         except (DaemonNotRunning, AdminProtocolError):
             pass
         start_log = Path(paths.start_log)
-        start_log.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.setdefault("OMNID__LOGGING__CONSOLE", "off")
-        with open(start_log, "ab") as out:
+        out = _open_start_log(start_log, cfg)
+        with out:
+            this_start = out.tell()  # a failed start shows its own lines, not an earlier run's
             out.write(f"--- omnid start {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n".encode())
             out.flush()
             proc = subprocess.Popen(
@@ -244,7 +245,7 @@ def register(app: typer.Typer) -> None:
         while time.monotonic() < deadline:
             code = proc.poll()
             if code is not None:
-                tail = start_log.read_text(errors="replace").splitlines()[-15:]
+                tail = _read_from(start_log, this_start).splitlines()[-15:]
                 typer.echo(f"omnid: the daemon exited with code {code} during start-up:", err=True)
                 typer.echo("\n".join(tail), err=True)
                 raise typer.Exit(EXIT_USAGE if code == EXIT_USAGE else EXIT_FAILED)
@@ -348,6 +349,38 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"applied: {', '.join(data['applied']) or '(nothing)'}")
         for line in data["not_applied"]:
             typer.echo(f"not applied: {line}")
+
+
+def _open_start_log(start_log: Path, cfg: OmnidConfig) -> BinaryIO:
+    """start.log opened for appending, rotated first if it has reached ``[logging] max_bytes``.
+
+    It takes the daemon's stdout/stderr (tracebacks, anything printed before logging is set up),
+    so it rotates with the JSON log's limits: ``max_bytes``, ``backup_count`` files kept. It is
+    rotated here, before the daemon opens it, never while one writes to it. A rotation that fails
+    (permissions, a full disk) costs a warning, not the start: the daemon appends to the old file.
+    """
+    from omnid.ops.logging import rotate_by_size  # structlog: only `start` needs it
+
+    try:
+        rotate_by_size(start_log, cfg.logging.max_bytes, cfg.logging.backup_count)
+    except OSError as exc:
+        typer.echo(f"omnid: warning: could not rotate {start_log} ({exc}); appending to it", err=True)
+    try:
+        start_log.parent.mkdir(parents=True, exist_ok=True)
+        return open(start_log, "ab")  # the caller closes it once the child has it
+    except OSError as exc:
+        typer.echo(f"omnid: cannot open {start_log} for the daemon's output: {exc}", err=True)
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """``path`` from byte ``offset`` on ("" if it cannot be read: the caller is already failing)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _alive(pid: int) -> bool:

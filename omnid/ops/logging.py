@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -61,6 +62,32 @@ def redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str,
     if "exception" in event_dict and isinstance(event_dict["exception"], str):
         event_dict["exception"] = redact(event_dict["exception"])
     return event_dict
+
+
+def rotate_by_size(path: Path, max_bytes: int, backup_count: int) -> bool:
+    """Rotate ``path`` once it holds ``max_bytes`` or more, the way the JSON log file rotates.
+
+    ``path`` becomes ``path.1``, ``path.1`` becomes ``path.2``, ... and the oldest beyond
+    ``backup_count`` is dropped (with ``backup_count == 0`` the file is simply removed, so it stays
+    bounded; the stdlib handler would let it grow). For files written by another process (the
+    daemon's stdout/stderr), so it runs before the writer opens ``path``. Returns whether it rotated.
+    An OSError from any step propagates with what is already moved left in place: no file is lost
+    other than the oldest, and the caller decides whether to carry on with ``path`` as it is.
+    """
+    try:
+        if path.stat().st_size < max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    if backup_count == 0:
+        path.unlink()
+        return True
+    for i in range(backup_count - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{i}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{i + 1}"))
+    os.replace(path, path.with_name(f"{path.name}.1"))
+    return True
 
 
 def configure_logging(cfg: LoggingConfig, log_file: Path | None, *, tty: bool | None = None) -> None:

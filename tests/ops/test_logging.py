@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import structlog
 from omnid.ops.config import LoggingConfig
-from omnid.ops.logging import MASK, configure_logging, redact, register_secret
+from omnid.ops.logging import MASK, configure_logging, redact, register_secret, rotate_by_size
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +72,42 @@ def test_pretty_console(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_redact_names() -> None:
     out = redact({"secret_key": "x", "Authorization_TOKEN": "y", "keys": ["a"], "name": "n", "empty_key": ""})
     assert out == {"secret_key": MASK, "Authorization_TOKEN": MASK, "keys": MASK, "name": "n", "empty_key": ""}
+
+
+def _fill(path: Path, text: str, size: int) -> None:
+    path.write_text(text + "x" * (size - len(text)))
+
+
+def test_rotate_by_size_shifts_and_keeps_backup_count(tmp_path: Path) -> None:
+    log = tmp_path / "start.log"
+    assert rotate_by_size(log, 1024, 2) is False  # no file yet: nothing to do
+    _fill(log, "small\n", 100)
+    assert rotate_by_size(log, 1024, 2) is False and log.read_text().startswith("small")
+    for gen in ("first", "second", "third"):
+        _fill(log, gen + "\n", 1024)
+        assert rotate_by_size(log, 1024, 2) is True
+        assert not log.exists()
+    # Newest in .1; the first generation was dropped past backup_count=2.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["start.log.1", "start.log.2"]
+    assert (tmp_path / "start.log.1").read_text().startswith("third")
+    assert (tmp_path / "start.log.2").read_text().startswith("second")
+
+
+def test_rotate_by_size_without_backups_removes_the_file(tmp_path: Path) -> None:
+    log = tmp_path / "start.log"
+    _fill(log, "old\n", 2000)
+    assert rotate_by_size(log, 1024, 0) is True
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rotate_by_size_failure_leaves_the_file_in_place(tmp_path: Path) -> None:
+    log = tmp_path / "start.log"
+    _fill(log, "current\n", 2000)
+    (tmp_path / "start.log.1").write_text("previous\n")
+    blocker = tmp_path / "start.log.2"  # a non-empty directory cannot be replaced by a file
+    blocker.mkdir()
+    (blocker / "keep").write_text("")
+    with pytest.raises(OSError):
+        rotate_by_size(log, 1024, 2)
+    assert log.read_text().startswith("current")
+    assert (tmp_path / "start.log.1").read_text() == "previous\n"
