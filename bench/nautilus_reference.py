@@ -18,11 +18,20 @@ version gives the same bytes (checked: identical SHA-1 of ts/price/qty in both v
 
 Each run builds a fresh ``BacktestEngine`` (low-level API: one simulated venue ``SIM``, netting,
 cash account with 1,000,000 USD, taker fee 0.0005 like the bench's commission, the ticks added
-already in time order) and times ``engine.run()`` only. ``run()`` includes NautilusTrader's own
-end of run (stopping components, the post-run log and portfolio analysis); ``run_s`` excludes
-nothing, ``end_s_median`` is the share of it spent in ``engine.end()`` (measured in a separate,
-untimed-for-the-median pass by running with ``streaming=True`` and calling ``end()`` after). Log
-level is ERROR so neither system's figure includes log formatting to a terminal.
+already in time order; building the engine and the ticks is not timed) and times its run: the
+main loop plus ``end()`` (stopping the components, settling the venue, the post-run log), which is
+what ``engine.run()`` does; ``end_s_median`` is the part spent in ``end()``. The engine's post-run
+portfolio analysis is switched off (``run_analysis=False``): it is a report, not replay (omnid's
+bench does not time its metrics either), and it grows a pandas Series one position at a time,
+which is quadratic (~4 s for 1.5k positions here; scenario b has ~10.8k). Log level is ERROR so
+no figure includes log formatting.
+
+Orders: on scenario (b)'s 1M ticks NautilusTrader submits 21,627 orders to omnid's 21,625. The
+two are NautilusTrader's EMA seeding (its first value is the first price; omnid seeds with the
+SMA of the first ``period`` inputs), which moves two early crosses: a plain-Python replay of the
+rule on the same prices gives 21,625 with SMA seeding and 21,627 with first-price seeding.
+NautilusTrader fills a market order of 1 against an L1 book built from the last trade's size, so
+an order often fills in several fill events (``fill_events``); every order still fills in full.
 
 NautilusTrader is not an omnid dependency: it runs in its own venv.
 
