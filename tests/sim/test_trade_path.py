@@ -154,3 +154,43 @@ def test_replay_leaves_out_the_malformed_print_test_only_for_checked_columns() -
         if bad is not None:
             assert eng.bad_events == 1  # the malformed row still reached the general path
     assert seen == [True, False, False, False, False]
+
+
+def _sma_run(plain_hook: bool, mode: str) -> tuple[list[object], object, int]:
+    data = generate_ticks(20_000, instruments=2, seed=9)
+    ids = [f"{s}.SIM" for s in data.symbols]
+    book = TradeBook(1_000_000.0)
+    core = BacktestCore(ids, strategy="sma_cross",
+                        params={"kind": "ema", "fast": 10, "slow": 50, "qty": 1.0, "mode": mode},
+                        cash=1_000_000.0, commission=0.0005, start_ns=int(data.ts[0]) - 1,
+                        on_fill=book.on_fill)
+    fills: list[object] = []
+    core.engine.manager.fill_listeners.append(lambda f, o: fills.append(msgspec.to_builtins(f)))
+    core.start()
+    runner = core.engine.runners["backtest"]
+    hooks = [fn for route in core.engine._routes.values() for _, fn in route.handlers]
+    assert all(fn != runner.strategy.on_trade for fn in hooks)  # the per-instrument hooks are in use
+    if plain_hook:
+        for iid, route in core.engine._routes.items():
+            route.handlers = core.engine._trade_handlers[iid] = [(runner, runner.strategy.on_trade)]
+    replay_ticks(data, ids, core.clock, core.on_trade, book)
+    return fills, msgspec.to_builtins(core.engine.portfolio.ledger()), core.engine.orders
+
+
+def test_sma_cross_trade_hook_matches_on_trade() -> None:
+    for mode in ("long_only", "long_short"):
+        hooked = _sma_run(False, mode)
+        assert hooked[2] > 50
+        assert hooked == _sma_run(True, mode)
+
+
+def test_sma_cross_subclass_overriding_on_trade_keeps_its_own() -> None:
+    from omnid.strategies.builtin.sma_cross import SmaCross
+
+    class Mine(SmaCross):
+        def on_trade(self, trade: Trade) -> None:  # type: ignore[override]
+            return None
+
+    s = Mine.__new__(Mine)
+    s._legs = {}  # type: ignore[attr-defined]
+    assert s.trade_hook("A.SIM") == s.on_trade

@@ -10,6 +10,7 @@ every cross: it closes the open position, then opens the other side (two intents
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 from omnid.model import Bar, IntentAction, OrderIntent, Side, Trade
@@ -85,6 +86,37 @@ class SmaCross(Strategy):
         if was == 0:
             return None
         return self._cross(trade.instrument_id, leg.side, f, s, trade.price)
+
+    def trade_hook(self, instrument_id: str) -> Callable[[Trade], Intents]:
+        """:meth:`on_trade` for one instrument with its leg and averages bound (the engine asks for
+        it after :meth:`on_start`): no dict lookup per tick. A subclass that overrides
+        :meth:`on_trade`, or an instrument without a leg, gets :meth:`on_trade` itself."""
+        legs: dict[str, _Leg] | None = getattr(self, "_legs", None)
+        if type(self).on_trade is not SmaCross.on_trade or legs is None or instrument_id not in legs:
+            return self.on_trade
+        leg = legs[instrument_id]
+        fast = leg.fast
+        slow = leg.slow
+        cross = self._cross
+
+        def on_trade(trade: Trade) -> Intents:
+            f = fast.value
+            s = slow.value
+            if f > s:
+                if leg.side == 1:
+                    return None
+                was, leg.side = leg.side, 1
+            elif f < s:
+                if leg.side == -1:
+                    return None
+                was, leg.side = leg.side, -1
+            else:  # equal, or NaN while warming up
+                return None
+            if was == 0:
+                return None
+            return cross(instrument_id, leg.side, f, s, trade.price)
+
+        return on_trade
 
     def on_bar(self, bar: Bar) -> Intents:
         return self.on_price(bar.instrument_id, bar.close, bar.ts_event)
