@@ -24,8 +24,7 @@ from omnid.model import Trade
 _TEMPLATE = '''
 def on_trade(trade):
     px = trade.price
-    size = trade.size
-    if MALFORMED_OR st.builders:
+SIZE_LOAD    if MALFORMED_OR st.builders:
         general(trade)
         return
     if PAPER_WORKING:
@@ -43,6 +42,7 @@ def on_trade(trade):
     if st.tick_feed is FEED and VERSION_OK:
 {features}
     else:
+        size = trade.size
         feed = st.tick_feed
         if feed is not None:
             for f in feed.close:
@@ -144,10 +144,14 @@ def compile_trade_path(
     # The broker is bound for good: without one the paper branch compiles away.
     paper_working = "iid in working" if env.get("paper") is not None else "False"
     malformed_or = "" if checked else "not (0.0 < px < 1e308 and 0.0 <= size < 1e308) or "
+    # The size is read up front only for the malformed-print test or a feature that takes it.
+    sized = not checked or (feed is not None and bool(feed.pv or feed.cv or feed.tpv))
+    size_load = "    size = trade.size\n" if sized else ""
     source = (
         _TEMPLATE.replace("VERSION_OK", version_ok)
         .replace("PAPER_WORKING", paper_working)
         .replace("MALFORMED_OR ", malformed_or)
+        .replace("SIZE_LOAD", size_load)
     ).format(
         features="\n".join(lines), hooks="".join(hooks) or "        pass\n"
     )
