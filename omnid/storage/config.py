@@ -44,10 +44,18 @@ class PostgresConfig(Section):
     #: measured better on both counts (bench/storage.py, quiet machine: 704k vs 526k rows/s, longest
     #: on-loop stall 4.1 vs 8.7 ms).
     writer: Literal["process", "loop"] = "loop"
+    #: Hours the batch ledger (md.written_batches) keeps the id of each stored tick batch unit;
+    #: older ids are pruned hourly, never while the spool holds batches, so the ledger stays
+    #: bounded. A replay within this time is still stored exactly once. Not pruned with
+    #: writer = "process".
+    ledger_keep_hours: float = 168.0
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be > 0")
+        if not self.ledger_keep_hours >= 1:  # NaN too
+            raise ValueError("ledger_keep_hours must be >= 1 (hours the batch ledger keeps ids; "
+                             "a write in progress must never outlive it)")
         if self.partitions_ahead_days < 0:
             raise ValueError("partitions_ahead_days must be >= 0")
 

@@ -13,7 +13,9 @@ order through the sink's idempotent path and truncated.
 Batches for batch-keyed tables (the tick tables) get durable unit ids when they are cut
 (``<run id>:<batch number>:<unit>``, the run id random per flusher): the ids travel with the items
 through merging and into spool frames (one unit per frame), so the sink can store each unit exactly
-once however often it is retried or replayed. Other errors (a row the store refuses)
+once however often it is retried or replayed. A sink that prunes its record of stored unit ids
+(PostgreSQL's ledger) is handed :meth:`SinkWorker.spool_pending` and prunes nothing while the spool
+holds batches. Other errors (a row the store refuses)
 are logged with the table and counted; the batch is dropped rather than retried forever.
 """
 
@@ -80,6 +82,20 @@ class SinkWorker:
         self._task: asyncio.Task[None] | None = None
         self._inflight: Batch | None = None
         self._backoff = retry_s
+        watch = getattr(sink, "watch_spool", None)
+        if watch is not None:  # a sink that prunes what replays rely on asks about the spool first
+            watch(self.spool_pending)
+
+    def spool_pending(self) -> bool:
+        """True while the spool holds batches (or may: when its size cannot be read)."""
+        if self.spooling:
+            return True
+        try:
+            return self.spool.path.stat().st_size > 0  # by path: still right once the spool is closed
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
 
     def put(self, batch: Batch) -> None:
         self.queue.append(batch)
@@ -380,8 +396,14 @@ class Flusher:
                     "spooled_bytes": w.spool.size(),
                     "failed": w.rows_failed,
                     "last_error": w.last_error,
+                    **_ledger_stats(w.sink),
                 }
                 for name, w in self.workers.items()
             },
         }
 
+
+def _ledger_stats(sink: Sink) -> dict[str, Any]:
+    """``{"ledger": ...}`` for a sink that prunes a batch ledger (PostgreSQL), else nothing."""
+    stats = getattr(sink, "ledger_stats", None)
+    return {"ledger": stats()} if stats is not None else {}

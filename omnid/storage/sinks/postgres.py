@@ -25,14 +25,39 @@ out. Timestamps are bigint nanoseconds: no ``datetime`` is built per row.
 Anything that means "the server is not there" (refused, reset, timed out, connection lost) becomes
 :class:`TransientError` so the flusher spools and retries; the connection is dropped and made
 again on the next :meth:`ping`.
+
+The ledger is pruned so it does not grow for ever: at start and then every ``prune_every_s``
+(an hour), a task of its own, on a connection of its own (never the writes'), deletes the
+flusher's unit ids older than ``ledger_keep_s`` (``[storage.postgres] ledger_keep_hours``, 7 days)
+in chunks of ``prune_chunk`` rows, each its own short statement, found through a partial index on
+``written_at`` (migration 0004). A failed prune (server down, timeout, no permission, ledger gone)
+is logged, counted and kept in :meth:`ledger_stats`, and tried again at the next scheduled time: it
+never touches a write. File imports' ids (``import:...``) are never pruned: they are what makes
+re-importing the same file store nothing twice, whenever that happens.
+
+Why pruning cannot break exactly-once: a ledger row matters only while its unit may be written
+again, and a unit is written again only by a retry inside one write (bounded by ``timeout_s``) or
+by a spool replay. The spool has no age limit (a sink down for a month, or a daemon stopped with a
+full spool, replays month-old units, some of which may have committed before the failure that
+spooled them), and its frames carry no time, so the cutoff cannot be tied to the oldest spooled
+batch. Instead pruning is impossible by construction while the spool holds anything: the sink
+prunes only when the flusher that owns its spool has bound :meth:`watch_spool` (a sink started by
+an import, a backfill or ``omnid db migrate`` never prunes, since it cannot see the spool), and it
+asks before every chunk; while the spool is non-empty (a spool left by the last run counts, until
+it has been replayed) the pass is put off and retried within a minute. A unit spooled after the
+check has a ledger row, if any, from its own write, seconds old, far newer than the cutoff (the
+retention is at least an hour). One daemon per schema prefix is assumed: another daemon's spool is
+not visible here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from importlib import resources
 from typing import Any
 
@@ -52,6 +77,21 @@ PARALLEL_ROWS = 20_000
 #: Rows built and encoded between clock checks (~25 µs of work).
 STEP = 32
 _MIGRATION_LOCK = 0x6F6D6E6964  # advisory lock key ("omnid"): one migrator at a time
+
+#: How long ledger rows are kept by default (``[storage.postgres] ledger_keep_hours``).
+LEDGER_KEEP_S = 7 * 86_400.0
+#: Time between two prunes of the ledger.
+PRUNE_EVERY_S = 3600.0
+#: A prune put off because the spool holds batches is tried again this soon.
+PRUNE_RECHECK_S = 60.0
+#: Ledger rows deleted per statement, and the pause between two statements (the server's time is
+#: the writes' first).
+PRUNE_CHUNK = 2000
+PRUNE_PAUSE_S = 0.02
+#: The ledger ids the flusher makes (``<run id, 16 hex>:<batch>:<unit>``, and ``spool:<hash>`` for
+#: tick frames spooled before frames carried ids): the only ones pruned. The same text is the
+#: predicate of the partial index of migration 0004, so the planner can use it.
+PRUNABLE = "batch_id ~ '^([0-9a-f]{16}|spool):'"
 
 #: Errors that say the server is unreachable or the connection is gone.
 _DOWN = (
@@ -138,6 +178,9 @@ class PostgresSink:
         slice_s: float = 0.00025,
         connections: int = 1,
         catalog: Catalog | None = None,
+        ledger_keep_s: float = LEDGER_KEEP_S,
+        prune_every_s: float = PRUNE_EVERY_S,
+        prune_chunk: int = PRUNE_CHUNK,
     ) -> None:
         self.dsn = dsn
         self.prefix = schema_prefix
@@ -161,6 +204,23 @@ class PostgresSink:
         #: had them already.
         self.replays = 0
         self.units_skipped = 0
+        self.ledger_keep_s = ledger_keep_s
+        self.prune_every_s = prune_every_s
+        self.prune_chunk = max(1, prune_chunk)
+        self._spool_pending: Callable[[], bool] | None = None
+        self._prune_conn: asyncpg.Connection | None = None
+        self._prune_task: asyncio.Task[None] | None = None
+        self._prune_lock = asyncio.Lock()
+        #: Ledger rows pruned in all, passes completed, passes put off by a waiting spool, passes
+        #: failed; wall time (unix s) of the last completed pass; the last failure ("" once a
+        #: later pass succeeds).
+        self.ledger_pruned = 0
+        self.ledger_chunks = 0  # DELETE statements run
+        self.ledger_prunes = 0
+        self.ledger_held = 0
+        self.ledger_prune_failures = 0
+        self.ledger_last_prune = 0.0
+        self.ledger_last_error = ""
 
     def qualified(self, spec: TableSpec) -> str:
         return f'"{pg_schema(self.prefix, spec.group)}"."{spec.name}"'
@@ -205,6 +265,128 @@ class PostgresSink:
         except _DOWN as exc:
             await self._drop()
             raise TransientError(f"postgres: lost during start-up: {exc!r}") from exc
+        await self._schedule_prune(connect=True)
+
+    # ---------------------------------------------------------------------------------------------
+    # Ledger retention (see the module docstring for why it is safe)
+
+    def watch_spool(self, pending: Callable[[], bool]) -> None:
+        """Allow the ledger to be pruned, asking ``pending()`` (true while the spool of this sink
+        holds batches) before every chunk. Only the flusher that owns the spool calls this."""
+        self._spool_pending = pending
+
+    def _spool_held(self) -> bool:
+        pending = self._spool_pending
+        if pending is None:
+            return True
+        try:
+            return bool(pending())
+        except Exception:  # cannot tell: assume the spool holds batches
+            log.exception("postgres: cannot tell whether the spool is empty; not pruning")
+            return True
+
+    def _ledgers(self) -> list[str]:
+        groups = sorted({spec.group for spec in self._tables if spec.batch_keyed})
+        return [f'"{pg_schema(self.prefix, g)}"."{LEDGER}"' for g in groups]
+
+    async def _schedule_prune(self, *, connect: bool = False) -> None:
+        """Start the prune task if pruning is allowed and it is not running. ``connect``: open its
+        connection now (start-up, before the flusher writes: a connect holds the loop ~5 ms)."""
+        if self._spool_pending is None or not self._ledgers():
+            return
+        if connect:
+            try:
+                await self._prune_connect()
+            except Exception as exc:  # the pass itself will try again and record it
+                log.warning("postgres: ledger prune connection: %r", exc)
+        if self._prune_task is None or self._prune_task.done():
+            self._prune_task = asyncio.get_running_loop().create_task(
+                self._prune_loop(), name="postgres-ledger-prune")
+
+    async def _prune_connect(self) -> asyncpg.Connection:
+        conn = self._prune_conn
+        if conn is not None and not conn.is_closed():
+            return conn
+        conn = await asyncpg.connect(self.dsn, timeout=self.timeout_s, command_timeout=self.timeout_s,
+                                     server_settings={"application_name": "omnid ledger prune"})
+        self._prune_conn = conn
+        return conn
+
+    async def _prune_loop(self) -> None:
+        while True:
+            wait = self.prune_every_s
+            try:
+                if await self.prune_ledger() is None:
+                    wait = min(wait, PRUNE_RECHECK_S)
+            except Exception:  # prune_ledger records its own failures; this task must not die
+                log.exception("postgres: ledger prune task")
+            await asyncio.sleep(wait)
+
+    async def prune_ledger(self) -> int | None:
+        """One pass: delete the flusher's ledger ids older than ``ledger_keep_s``, a chunk per
+        statement. Returns the rows deleted, or None if the pass was put off (the spool holds
+        batches, or no flusher watches it). Never raises (but for cancellation): a failure is
+        logged, counted and kept in ``ledger_last_error``, and the next pass tries again."""
+        async with self._prune_lock:  # one pass at a time on the prune connection
+            return await self._prune_pass()
+
+    async def _prune_pass(self) -> int | None:
+        if self._spool_held():
+            self.ledger_held += 1
+            return None
+        deleted = 0
+        try:
+            conn = await self._prune_connect()
+            keep = datetime.timedelta(seconds=self.ledger_keep_s)
+            for ledger in self._ledgers():
+                cutoff = await conn.fetchval("SELECT now() - $1::interval", keep, timeout=self.timeout_s)
+                sql = (f"DELETE FROM {ledger} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {ledger} "
+                       f"WHERE written_at < $1 AND {PRUNABLE} ORDER BY written_at LIMIT $2))")
+                while True:
+                    if self._spool_held():  # a failure spooled batches since the pass began
+                        self.ledger_held += 1
+                        return None
+                    status = await conn.execute(sql, cutoff, self.prune_chunk, timeout=self.timeout_s)
+                    n = int(status.rsplit(" ", 1)[-1])
+                    self.ledger_chunks += 1
+                    deleted += n
+                    self.ledger_pruned += n
+                    if n < self.prune_chunk:
+                        break
+                    await asyncio.sleep(PRUNE_PAUSE_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # server down, timeout, permission, ledger gone: next pass retries
+            self.ledger_prune_failures += 1
+            detail = str(exc) or f"no answer within {self.timeout_s} s"  # a timeout says nothing
+            self.ledger_last_error = f"{type(exc).__name__}: {detail}"
+            log.warning("postgres: pruning the batch ledger failed (%d rows pruned first); trying "
+                        "again in %.0f s: %s", deleted, self.prune_every_s, self.ledger_last_error)
+            conn, self._prune_conn = self._prune_conn, None
+            if conn is not None:  # a fresh connection next time, whatever state this one is in
+                conn.terminate()
+            return deleted
+        self.ledger_prunes += 1
+        self.ledger_last_prune = time.time()
+        self.ledger_last_error = ""
+        if deleted:
+            log.info("postgres: pruned %d batch ledger rows older than %.0f h", deleted,
+                     self.ledger_keep_s / 3600)
+        return deleted
+
+    def ledger_stats(self) -> dict[str, Any]:
+        """The ledger's retention counters, for the flusher's stats."""
+        return {
+            "keep_hours": self.ledger_keep_s / 3600,
+            "pruning": self._prune_task is not None and not self._prune_task.done(),
+            "pruned": self.ledger_pruned,
+            "chunks": self.ledger_chunks,
+            "passes": self.ledger_prunes,
+            "held_by_spool": self.ledger_held,
+            "failures": self.ledger_prune_failures,
+            "last_prune": self.ledger_last_prune,
+            "last_error": self.ledger_last_error,
+        }
 
     async def _ensure_table(self, conn: asyncpg.Connection, spec: TableSpec) -> None:
         if spec.full_name in self._ready:
@@ -443,6 +625,7 @@ class PostgresSink:
         except _DOWN as exc:
             await self._drop()
             raise TransientError(f"postgres: not answering: {exc!r}") from exc
+        await self._schedule_prune()  # a start-up that failed part way never started it
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run a read on the sink's connection (queries and tests)."""
@@ -450,8 +633,14 @@ class PostgresSink:
         return list(await conn.fetch(sql, *args))
 
     async def close(self) -> None:
+        task, self._prune_task = self._prune_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        prune, self._prune_conn = self._prune_conn, None
         conns, self._conns = self._conns, [None] * self.connections
-        for conn in conns:
+        for conn in [*conns, prune]:
             if conn is None:
                 continue
             try:
