@@ -653,17 +653,17 @@ class SessionVWAP(Indicator):
         self._sv = 0.0
 
     def update(self, ts: int, price: float, volume: float) -> None:
-        if ts >= self._next:
+        if ts >= self._next:  # always taken by the first update (_next starts far in the past)
             self.session_start = self.calendar.session_start(ts)
             self._next = self.calendar.next_session_start(ts)
             self._spv = 0.0
             self._sv = 0.0
+            self.ready = True  # ready from the first update on: set here, not on every tick
         spv = self._spv + price * volume
         sv = self._sv + volume
         self._spv = spv
         self._sv = sv
         self.value = spv / sv if sv > 0.0 else price
-        self.ready = True
 
 
 class Momentum(Indicator):
