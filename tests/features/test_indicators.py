@@ -343,3 +343,15 @@ def test_session_vwap_is_the_running_sum_ratio_reset_each_utc_day() -> None:
         sv += v
         assert ind.value == (spv / sv if sv > 0.0 else p)
         assert ind.session_start == cur * day
+
+
+def test_session_vwap_is_ready_from_its_first_update_and_after_each_reset() -> None:
+    ind = SessionVWAP(TradingCalendar())
+    assert not ind.ready and math.isnan(ind.value)
+    day = 86_400 * 10**9
+    ind.update(day + 5, 10.0, 2.0)
+    assert ind.ready and ind.value == 10.0
+    ind.update(day + 6, 13.0, 1.0)
+    assert ind.ready and ind.value == 11.0
+    ind.update(2 * day + 1, 20.0, 0.0)  # a new session: sums reset; no volume yet gives the price
+    assert ind.ready and ind.value == 20.0
