@@ -46,16 +46,20 @@ class PostgresConfig(Section):
     writer: Literal["process", "loop"] = "loop"
     #: Hours the batch ledger (md.written_batches) keeps the id of each stored tick batch unit;
     #: older ids are pruned hourly, never while the spool holds batches, so the ledger stays
-    #: bounded. A replay within this time is still stored exactly once. Not pruned with
-    #: writer = "process".
+    #: bounded. A replay within this time is still stored exactly once. At least 1 and 20 x
+    #: timeout_s. Not pruned with writer = "process".
     ledger_keep_hours: float = 168.0
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
             raise ValueError("timeout_s must be > 0")
-        if not self.ledger_keep_hours >= 1:  # NaN too
-            raise ValueError("ledger_keep_hours must be >= 1 (hours the batch ledger keeps ids; "
-                             "a write in progress must never outlive it)")
+        if not 1 <= self.ledger_keep_hours <= 1e6:  # NaN and inf too
+            raise ValueError("ledger_keep_hours must be between 1 and 1000000 (hours the batch "
+                             "ledger keeps ids; a write in progress must never outlive them)")
+        if self.ledger_keep_hours * 3600 < 20 * self.timeout_s:  # each statement of a write is
+            # bounded by timeout_s, and a write runs a handful of them
+            raise ValueError("ledger_keep_hours must cover at least 20 x timeout_s (a write in "
+                             "progress must never outlive the ledger's retention)")
         if self.partitions_ahead_days < 0:
             raise ValueError("partitions_ahead_days must be >= 0")
 

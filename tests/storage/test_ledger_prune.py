@@ -69,6 +69,7 @@ async def until(cond: Callable[[], bool], timeout_s: float = 10.0) -> None:
 async def prune_waiting(admin: asyncpg.Connection, prefix: str) -> int:
     """The pid of the sink's prune connection once its DELETE waits on a lock."""
     for _ in range(1000):
+        await admin.execute("SELECT pg_stat_clear_snapshot()")  # inside a transaction it is kept
         pid = await admin.fetchval(
             "SELECT pid FROM pg_stat_activity WHERE application_name = 'omnid ledger prune' "
             "AND wait_event_type = 'Lock' AND query LIKE 'DELETE%' AND query LIKE $1", f"%{prefix}%")
@@ -289,7 +290,10 @@ async def test_scheduled_pruning_survives_a_killed_connection_while_the_flusher_
 def test_keep_hours_below_one_is_a_config_error(tmp_path: Path) -> None:
     p = tmp_path / "omnid.toml"
     p.write_text("[storage.postgres]\nledger_keep_hours = 0\n")
-    with pytest.raises(ConfigError, match="ledger_keep_hours must be >= 1"):
+    with pytest.raises(ConfigError, match="ledger_keep_hours must be between 1 and"):
+        load_config(p, env={})
+    p.write_text("[storage.postgres]\nledger_keep_hours = 1\ntimeout_s = 600\n")
+    with pytest.raises(ConfigError, match="at least 20 x timeout_s"):
         load_config(p, env={})
     p.write_text("[storage.postgres]\nledger_keep_hours = 36.5\n")
     assert load_config(p, env={}).storage.postgres.ledger_keep_hours == 36.5
