@@ -597,6 +597,12 @@ class EngineCore:
             "spooling": [n for n, w in sinks.items() if w.get("spooling")],
             "journal_appends": self.journal.appends,
         }
+        # A sink that prunes a batch ledger (PostgreSQL): its retention counters, so a prune that
+        # fails every hour (permissions, say) shows in `omnid status`, not only in the log. Not an
+        # "error": no data is at risk, the ledger only grows until the cause is fixed.
+        ledgers = {n: w["ledger"] for n, w in sinks.items() if isinstance(w.get("ledger"), dict)}
+        if ledgers:
+            out["ledger"] = ledgers
         if errors:
             out["error"] = "; ".join(errors)
         return out

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
+import asyncpg
 import msgspec
+import pytest
 from omnid.config import OmnidConfig, load_config
 from omnid.daemon import Daemon
 from omnid.ops.engine_core import EngineCore, TapRecorder
@@ -12,6 +16,7 @@ from omnid.risk.events import RiskHaltEvent
 from omnid.storage.recorder import BatchRecorder
 
 ROOT = Path(__file__).resolve().parents[2]
+PG_DSN = os.environ.get("OMNID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _cfg(tmp_path: Path) -> OmnidConfig:
@@ -63,3 +68,34 @@ def test_tap_recorder_records_then_notifies_and_contains_listener_errors() -> No
     ev = RiskHaltEvent(ts=1, halted=True, source="kill_switch", reason="test")
     tap.record(ev)
     assert seen == [ev] and tap.errors == 1 and batch.pending == 1
+
+
+@pytest.mark.postgres
+async def test_storage_status_shows_the_postgres_ledger_retention(tmp_path: Path) -> None:
+    """With tick tables routed to PostgreSQL, `omnid status` carries the ledger's prune counters
+    (a prune that keeps failing shows there, not only in the log)."""
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    env = {
+        "OMNID__OMNID__DATA_DIR": str(tmp_path / "var"),
+        "OMNID__STORAGE__DEFAULT_SINK": "postgres",
+        "OMNID__STORAGE__POSTGRES__DSN": PG_DSN,
+        "OMNID__STORAGE__POSTGRES__SCHEMA_PREFIX": prefix,
+        "OMNID__STORAGE__POSTGRES__LEDGER_KEEP_HOURS": "48",
+    }
+    cfg = load_config(ROOT / "omnid.toml.example", env=env)
+    core = EngineCore(Daemon(cfg, ROOT / "omnid.toml.example"))
+    await core.start()
+    try:
+        st = core.storage_status()
+        assert set(st["ledger"]) == {"postgres"}
+        ledger = st["ledger"]["postgres"]
+        assert ledger["keep_hours"] == 48.0 and ledger["failures"] == 0 and ledger["last_error"] == ""
+        assert "error" not in st
+    finally:
+        await core.flush()
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            for g in ("md", "derived", "strategy", "exec", "meta"):
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}{g}" CASCADE')
+        finally:
+            await conn.close()
