@@ -62,18 +62,151 @@ def to_decimal(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
 
-_DEC_CACHE: dict[float, Decimal] = {}
-_DEC_CACHE_MAX = 8192
+# -------------------------------------------------------------------------------------------------
+# The exact amounts as integers. A Decimal is a coefficient and an exponent; apply_fill keeps each
+# amount as an int at one scale per portfolio (value = v * 10**-g) plus the exponent its Decimal
+# has, and does Decimal's exact arithmetic on them: a sum of values is a sum of ints, its exponent
+# the smaller one; a product multiplies coefficients and adds exponents. The ledger so holds the
+# same values and exponents, hence the same Decimals and strings, as Decimal arithmetic in
+# ``_EXACT`` would, without the float -> text -> Decimal and Decimal -> text -> float conversions
+# and the context switches. Float views are ``v / 10**g``: int true division is correctly rounded,
+# as is ``float(Decimal)``. What this does not model goes to the Decimal code, which books it
+# exactly as before: a sign of zero (Decimal has -0), an int past the exact context's 120 digits
+# (where Decimal might round or trap), an exponent finer than the scale (the scale then grows).
+
+#: 10**i, for scaling (floats' shortest decimals have exponents in -324..292).
+_P10: list[int] = [10**i for i in range(1300)]
+#: Ints at or past this may have more digits than ``_EXACT.prec`` (a coefficient is at most its
+#: scaled value): Decimal might round there.
+_LIM = 10**120
+#: Exponents outside this are left to Decimal (they cannot come from floats).
+_EXP_MAX = 800
+#: The finest scale; the coarsest is 12, the resolution of the cost a partial close removes.
+_G_MIN = 12
+_G_MAX = 400
+_SHORT: dict[float, tuple[int, int]] = {}
+_SHORT_MAX = 8192
 
 
-def _dec(x: float) -> Decimal:
-    """:func:`to_decimal` with a small cache: prices and sizes repeat a lot in a run."""
-    d = _DEC_CACHE.get(x)
-    if d is None:
-        if len(_DEC_CACHE) >= _DEC_CACHE_MAX:
-            _DEC_CACHE.clear()
-        d = _DEC_CACHE[x] = Decimal(repr(float(x)))
-    return d
+class _Slow(Exception):
+    """The fast path met a case it does not model; the Decimal code books the fill instead."""
+
+
+#: Trailing decimal zeros of m, by gcd(m, 10**10) (a 2**a * 5**b: min(a, b) zeros).
+_TZ10 = {math.gcd(10**10, 2**a * 5**b): min(a, b) for a in range(11) for b in range(11)}
+_TZ3 = {math.gcd(10**3, 2**a * 5**b): min(a, b) for a in range(4) for b in range(4)}
+
+
+def _short(x: float) -> tuple[int, int]:
+    """``Decimal(repr(x))`` as (coefficient, exponent), trailing zeros and all: ``100.0`` is
+    (1000, -1), ``1e+16`` is (1, 16), ``1.5e-07`` is (15, -8).
+
+    repr (~7k instructions) is the expensive part, so a float with few decimals skips it: where
+    the float spacing at x is below 10**-k, at most one k-decimal number rounds to x, and if
+    ``m / 10**k == x`` (int division is correctly rounded), ``m * 10**-k`` is that number, so it is
+    the shortest decimal of x, the value repr prints. Below 1e16 repr's text has exactly the
+    decimals that number needs (at least one, ``.0`` for an integer), so its exponent follows.
+    """
+    x = float(x)
+    if -524288.0 < x < 524288.0:  # |x| < 2**19: spacing <= 2**-34 < 1e-10
+        m = round(x * 1e10)
+        if m / 10000000000 == x:
+            z = _TZ10[math.gcd(m, 10000000000)]
+            return (m // 1000000000, -1) if z == 10 else (m // _P10[z], z - 10)
+    elif -4398046511104.0 < x < 4398046511104.0:  # |x| < 2**42: spacing <= 2**-11 < 1e-3
+        m = round(x * 1e3)
+        if m / 1000 == x:
+            z = _TZ3[math.gcd(m, 1000)]
+            return (m // 100, -1) if z == 3 else (m // _P10[z], z - 3)
+    s = repr(x)
+    if "e" in s:
+        mant, _, ex = s.partition("e")
+        i, _, f = mant.partition(".")
+        return int(i + f), int(ex) - len(f)
+    return int(s.replace(".", "")), s.find(".") + 1 - len(s)
+
+
+def _split(d: Decimal) -> tuple[int, int] | None:
+    """A Decimal as (coefficient, exponent), or None if the fast path must not carry it: negative
+    zero, more digits than the exact context keeps, not finite, an exponent no float gives."""
+    sign, digits, exp = d.as_tuple()
+    if not isinstance(exp, int) or not -_EXP_MAX <= exp <= _EXP_MAX:
+        return None
+    c = int("".join(map(str, digits)))
+    if sign:
+        if not c:
+            return None
+        c = -c
+    if not -_LIM < c < _LIM:
+        return None
+    return c, exp
+
+
+def _join(c: int, e: int) -> Decimal:
+    """The Decimal with coefficient ``c`` and exponent ``e`` (the text constructor is exact)."""
+    return Decimal(f"{c}E{e}")
+
+
+def _exp(d: Decimal) -> int:
+    """A finite Decimal's exponent (0 for what has none, which _to_scaled refuses anyway)."""
+    e = d.as_tuple().exponent
+    return e if isinstance(e, int) else 0
+
+
+def _to_scaled(d: Decimal, g: int) -> tuple[int, int] | None:
+    """A Decimal as (value at scale ``g``, exponent), or None if the fast path must not carry it
+    (see :func:`_split`; also an exponent finer than the scale, or a value whose scaled int has
+    more digits than the exact context keeps)."""
+    p = _split(d)
+    if p is None or p[1] < -g:
+        return None
+    v = p[0] * _P10[g + p[1]]
+    if not -_LIM < v < _LIM:
+        return None
+    return v, p[1]
+
+
+def _ilog10(n: int) -> int:
+    """floor(log10(n)) for n > 0 (1233/4096 is just under log10(2): at most one short)."""
+    t = ((n.bit_length() - 1) * 1233) >> 12
+    return t + 1 if n >= _P10[t + 1] else t
+
+
+def _rdiv(n: int, d: int) -> int:
+    """n / d rounded half-even, for n >= 0 and d > 0."""
+    q, r = divmod(n, d)
+    r += r
+    if r > d or (r == d and q & 1):
+        q += 1
+    return q
+
+
+def _removed(cv: int, a: int, o: int, g: int) -> int:
+    """The open cost a partial close removes, in ints: the coefficient, at exponent -12, of
+    ``_ROUND.multiply(cost, _ROUND.divide(a, o)).quantize(COST_QUANTUM, context=_ROUND)`` for the
+    open cost ``cv * 10**-g`` and the closed and held quantities at one scale, 0 < a < o.
+
+    Each Decimal step rounds the exact value to 60 significant digits half-even (the quotient, then
+    the product) and the quantize rounds half-even to 1e-12; a rounding depends on the value only,
+    so the same steps on integers give the same value. Raises _Slow where quantize would signal
+    InvalidOperation (more than 60 digits).
+    """
+    if not cv:
+        return 0
+    t = _ilog10(a) - _ilog10(o)  # <= 0 since a < o; the quotient is >= 10**t or >= 10**(t-1)
+    if a * _P10[-t] < o:
+        t -= 1
+    r = _rdiv(a * _P10[59 - t], o)  # the quotient to 60 digits, at exponent t - 59
+    p = (cv if cv > 0 else -cv) * r
+    e = t - 59 - g
+    drop = _ilog10(p) - 59
+    if drop > 0:  # the product to 60 digits
+        p = _rdiv(p, _P10[drop])
+        e += drop
+    m = p * _P10[e + 12] if e >= -12 else _rdiv(p, _P10[-12 - e])
+    if m >= _P10[60]:
+        raise _Slow
+    return m if cv > 0 else -m
 
 
 class LedgerPosition(msgspec.Struct, kw_only=True):
@@ -106,20 +239,136 @@ class LedgerSnapshot(msgspec.Struct, kw_only=True):
 
 
 class _Book:
-    """One instrument's exact ledger plus its float view (the public :class:`Position`)."""
+    """One instrument's exact ledger plus its float view (the public :class:`Position`).
 
-    __slots__ = ("commissions", "cost", "last", "mult", "mult_f", "pos", "q", "qm", "realised")
+    The four exact amounts are ints at the portfolio's scale ``g`` (value = ``v * 10**-g``) with the
+    exponent their Decimal has: ``qv, qe`` quantity, ``cv, ce`` open cost, ``rv, re`` realised,
+    ``kv, ke`` commissions. The Decimal properties build them on demand. A book holding an amount
+    the ints do not carry (see :func:`_to_scaled`) keeps the four as Decimals in ``dec`` instead,
+    and the Decimal code books it (``fast`` is False).
+    """
 
-    def __init__(self, instrument_id: str, mult: Decimal) -> None:
-        self.q = _ZERO  # signed exact quantity
-        self.cost = _ZERO  # signed exact open cost (qty * avg * multiplier)
-        self.realised = _ZERO
-        self.commissions = _ZERO
+    __slots__ = (
+        "ce",
+        "cv",
+        "dec",
+        "fast",
+        "g",
+        "ke",
+        "kv",
+        "last",
+        "mlc",
+        "mle",
+        "mult",
+        "mult_f",
+        "pos",
+        "qe",
+        "qm",
+        "qv",
+        "re",
+        "rv",
+    )
+
+    def __init__(self, instrument_id: str, mult: Decimal, g: int) -> None:
+        self.g = g
+        self.qv = self.cv = self.rv = self.kv = 0  # signed quantity, signed open cost, realised, fees
+        self.qe = self.ce = self.re = self.ke = 0  # ... each Decimal(0) to start: exponent 0
+        self.dec: list[Decimal] | None = None
         self.mult = mult
+        m = _split(mult)
+        self.mlc, self.mle = m if m is not None else (0, 0)
+        self.fast = bool(self.mlc)  # a zero multiplier makes signed zeros: Decimal books those
         self.mult_f = float(mult)
         self.qm = 0.0  # float qty * multiplier, for marks
         self.last = 0.0
         self.pos = Position(instrument_id=instrument_id)
+
+    def _get(self, i: int) -> Decimal:
+        dec = self.dec
+        if dec is not None:
+            return dec[i]
+        g = self.g
+        if i == 0:
+            return _join(self.qv // _P10[g + self.qe], self.qe)
+        if i == 1:
+            return _join(self.cv // _P10[g + self.ce], self.ce)
+        if i == 2:
+            return _join(self.rv // _P10[g + self.re], self.re)
+        return _join(self.kv // _P10[g + self.ke], self.ke)
+
+    def _set(self, i: int, d: Decimal) -> None:
+        vals = [self._get(j) for j in range(4)]
+        vals[i] = d
+        self._load(vals)
+
+    def _load(self, vals: list[Decimal]) -> None:
+        """Hold these four Decimals as ints at scale ``g`` if they fit, else as Decimals."""
+        g = self.g
+        p0, p1, p2, p3 = (_to_scaled(v, g) for v in vals)
+        if p0 is None or p1 is None or p2 is None or p3 is None:
+            self.dec = vals
+            self.fast = False
+            return
+        (self.qv, self.qe), (self.cv, self.ce), (self.rv, self.re), (self.kv, self.ke) = p0, p1, p2, p3
+        self.dec = None
+        self.fast = bool(self.mlc)
+
+    def _rescale(self, g: int) -> None:
+        """Move the ints to a finer scale ``g`` (and retry Decimals held for want of one)."""
+        if self.dec is None:
+            f = _P10[g - self.g]
+            self.qv *= f
+            self.cv *= f
+            self.rv *= f
+            self.kv *= f
+            self.g = g
+        else:
+            self.g = g
+            self._load(self.dec)
+
+    def min_exp(self) -> int:
+        """The smallest exponent among the four amounts (what scale they need)."""
+        if self.dec is None:
+            return min(self.qe, self.ce, self.re, self.ke)
+        return min(_exp(d) for d in self.dec)
+
+    @property
+    def q(self) -> Decimal:
+        """Signed exact quantity."""
+        return self._get(0)
+
+    @q.setter
+    def q(self, d: Decimal) -> None:
+        self._set(0, d)
+
+    @property
+    def cost(self) -> Decimal:
+        """Signed exact open cost (qty * avg * multiplier)."""
+        return self._get(1)
+
+    @cost.setter
+    def cost(self, d: Decimal) -> None:
+        self._set(1, d)
+
+    @property
+    def realised(self) -> Decimal:
+        return self._get(2)
+
+    @realised.setter
+    def realised(self, d: Decimal) -> None:
+        self._set(2, d)
+
+    @property
+    def commissions(self) -> Decimal:
+        return self._get(3)
+
+    @commissions.setter
+    def commissions(self, d: Decimal) -> None:
+        self._set(3, d)
+
+    def is_open(self) -> bool:
+        """Quantity is not zero (without building the Decimal)."""
+        return bool(self.qv) if self.dec is None else self.dec[0] != 0
 
     def refresh(self, realised: bool = True) -> None:
         """Bring the float view in line with the exact ledger (after a fill or a restore).
@@ -136,7 +385,6 @@ class _Book:
             pos.realised_pnl = float(self.realised)
         pos.commissions = float(self.commissions)
         pos.last_price = self.last
-
 
 class Portfolio:
     """Implements :class:`omnid.ports.PortfolioView`; the order manager feeds it fills, the engine
@@ -177,6 +425,11 @@ class Portfolio:
         #: dict object for the portfolio's life (a restore refills it).
         self.positions_by_id: dict[str, Position] = {}
         self._initial = to_decimal(initial_cash)
+        # Cash, realised P&L and commissions as (coefficient, exponent) ints; the properties below
+        # give them as Decimals (``_tdec`` holds the Decimals instead when the ints cannot).
+        self._g = _G_MIN  # the scale of every int amount: value = v * 10**-g
+        self._tdec: list[Decimal] | None = None
+        self._cash_v = self._cash_e = self._real_v = self._real_e = self._comm_v = self._comm_e = 0
         self._cash = self._initial
         self._realised = _ZERO
         self._commissions = _ZERO
@@ -186,6 +439,84 @@ class Portfolio:
         self._peak = self._cash_f
         self._day_start = self._cash_f
         self._day_end = next_local_time(clock.now_ns(), _MIDNIGHT, timezone)
+
+    # ---------------------------------------------------------------------------------------------
+    # The account's exact totals, as Decimals (apply_fill's fast path uses the ints directly)
+
+    def _total(self, i: int) -> Decimal:
+        tdec = self._tdec
+        if tdec is not None:
+            return tdec[i]
+        g = self._g
+        if i == 0:
+            return _join(self._cash_v // _P10[g + self._cash_e], self._cash_e)
+        if i == 1:
+            return _join(self._real_v // _P10[g + self._real_e], self._real_e)
+        return _join(self._comm_v // _P10[g + self._comm_e], self._comm_e)
+
+    def _set_total(self, i: int, d: Decimal) -> None:
+        vals = [self._total(j) for j in range(3)]
+        vals[i] = d
+        self._load_totals(vals)
+
+    def _load_totals(self, vals: list[Decimal]) -> None:
+        g = self._g
+        p0, p1, p2 = (_to_scaled(v, g) for v in vals)
+        if p0 is None or p1 is None or p2 is None:
+            self._tdec = vals
+            return
+        (self._cash_v, self._cash_e), (self._real_v, self._real_e), (self._comm_v, self._comm_e) = p0, p1, p2
+        self._tdec = None
+
+    def _reload(self) -> None:
+        """After the Decimal code booked something: move the scale to the finest exponent now in
+        the ledger (within _G_MAX), so the amounts it left as Decimals go back to ints."""
+        books = self._books.values()
+        tdec = self._tdec
+        if tdec is None and all(b.dec is None for b in books):
+            return
+        need = -min(
+            min(_exp(d) for d in tdec) if tdec is not None else 0, *(b.min_exp() for b in books)
+        )
+        g = min(max(self._g, need), _G_MAX)
+        if g > self._g:
+            f = _P10[g - self._g]
+            if tdec is None:
+                self._cash_v *= f
+                self._real_v *= f
+                self._comm_v *= f
+            self._g = g
+            for b in books:
+                b._rescale(g)
+        if tdec is not None:
+            self._load_totals(tdec)
+        for b in books:
+            if b.dec is not None:
+                b._load(b.dec)
+
+    @property
+    def _cash(self) -> Decimal:
+        return self._total(0)
+
+    @_cash.setter
+    def _cash(self, d: Decimal) -> None:
+        self._set_total(0, d)
+
+    @property
+    def _realised(self) -> Decimal:
+        return self._total(1)
+
+    @_realised.setter
+    def _realised(self, d: Decimal) -> None:
+        self._set_total(1, d)
+
+    @property
+    def _commissions(self) -> Decimal:
+        return self._total(2)
+
+    @_commissions.setter
+    def _commissions(self, d: Decimal) -> None:
+        self._set_total(2, d)
 
     # ---------------------------------------------------------------------------------------------
     # Feeding it
@@ -203,7 +534,7 @@ class Portfolio:
         book = self._books.get(instrument_id)
         if book is None:
             mult = self._mults.get(instrument_id, Decimal(1))
-            book = self._books[instrument_id] = _Book(instrument_id, mult)
+            book = self._books[instrument_id] = _Book(instrument_id, mult, self._g)
             self.positions_by_id[instrument_id] = book.pos
         return book
 
@@ -232,29 +563,181 @@ class Portfolio:
         book = self._books.get(fill.instrument_id)
         if book is None:
             book = self._book(fill.instrument_id)
-        # _dec inline (a call and a second lookup saved per amount): the same cache, keys, order
-        # and clearing, so the same Decimals.
-        cache = _DEC_CACHE
-        fq = fill.qty
-        q = cache.get(fq)
-        if q is None:
-            if len(cache) >= _DEC_CACHE_MAX:
-                cache.clear()
-            q = cache[fq] = Decimal(repr(float(fq)))
         fp = fill.price
-        px = cache.get(fp)
-        if px is None:
-            if len(cache) >= _DEC_CACHE_MAX:
-                cache.clear()
-            px = cache[fp] = Decimal(repr(float(fp)))
+        if not (book.fast and fp and self._tdec is None):  # a zero price books signed zeros
+            self._apply_decimal(fill, book, sign)
+            return
+        # The fast path: _apply_decimal's arithmetic on ints at scale g (see _P10). Nothing is
+        # stored until every amount and float view is computed, so a case it does not model
+        # (_Slow, an index past the table, a float error) hands the untouched books to
+        # _apply_decimal, which books it, or raises, exactly as before.
+        L = _LIM
+        g = self._g
+        try:
+            cache = _SHORT
+            fq = fill.qty
+            t = cache.get(fq)
+            if t is None:
+                if len(cache) >= _SHORT_MAX:
+                    cache.clear()
+                t = cache[fq] = _short(fq)
+            qc, qe = t
+            t = cache.get(fp)
+            if t is None:
+                if len(cache) >= _SHORT_MAX:
+                    cache.clear()
+                t = cache[fp] = _short(fp)
+            pc, pe = t
+            fc = fill.commission
+            t = cache.get(fc)
+            if t is None:
+                if len(cache) >= _SHORT_MAX:
+                    cache.clear()
+                t = cache[fc] = _short(fc)
+            kc, ke = t
+            mlc = book.mlc
+            pme = pe + book.mle
+            ne = qe + pme  # the notional's exponent
+            if ne < -g or qe < -g or ke < -g:
+                raise _Slow  # finer than the scale: Decimal books it, then the scale grows
+            P = _P10
+            if sign < 0:
+                qc = -qc
+            n = qc * pc * mlc * P[g + ne]  # notional = q * px * mult, signed: a buy costs
+            k = kc * P[g + ke]
+            x = n + k
+            cash = self._cash_v - x  # cash - (notional + fee)
+            tk = self._comm_v + k
+            bk = book.kv + k
+            ov = book.qv
+            q = qc * P[g + qe]
+            nq = ov + q
+            if not (-L < n < L and -L < x < L and -L < cash < L and -L < tk < L and -L < bk < L
+                    and -L < nq < L):
+                raise _Slow
+            oe = book.qe
+            cv = book.cv
+            if not ov or (ov < 0) == (sign < 0):  # opening: realises nothing
+                realised = False
+                cost = cv + n
+                if not -L < cost < L:
+                    raise _Slow
+                ce = book.ce
+                if ne < ce:  # noqa: PLR1730
+                    ce = ne
+                if not ov:
+                    # q is the shortest decimal of fq, which converts back to fq exactly.
+                    qf = float(fq) if sign > 0 else -float(fq)
+                else:
+                    qf = nq / P[g]
+            else:
+                realised = True
+                aq = -q if q < 0 else q
+                ao = -ov if ov < 0 else ov
+                if aq < ao:  # reduce: the closed share of the open cost goes, rounded to 1e-12
+                    rm = _removed(cv, aq, ao, g) * P[g - 12]
+                    pn = -n - rm  # pnl = -notional - removed
+                    pne = ne if ne < -12 else -12
+                    cost = cv - rm
+                    ce = book.ce
+                    if ce > -12:  # noqa: PLR1730
+                        ce = -12
+                    if not (-L < pn < L and -L < cost < L):
+                        raise _Slow
+                    qf = nq / P[g]
+                else:  # close, or close and open the other side
+                    cne = oe + pme  # close_notional = -old * px * mult
+                    if cne < -g:
+                        raise _Slow
+                    cn = -ov * pc * mlc
+                    cn = cn * P[pme] if pme >= 0 else cn // P[-pme]  # exact: cne >= -g
+                    pn = -cn - cv  # pnl = -close_notional - cost
+                    pne = book.ce
+                    if cne < pne:  # noqa: PLR1730
+                        pne = cne
+                    cost = n - cn  # notional - close_notional
+                    ce = ne if ne < cne else cne
+                    if not (-L < cn < L and -L < pn < L and -L < cost < L):
+                        raise _Slow
+                    qf = nq / P[g] if nq else 0.0
+                br = book.rv + pn
+                bre = book.re
+                if pne < bre:  # noqa: PLR1730
+                    bre = pne
+                tr = self._real_v + pn
+                tre = self._real_e
+                if pne < tre:  # noqa: PLR1730
+                    tre = pne
+                if not (-L < br < L and -L < tr < L):
+                    raise _Slow
+                realised_f = br / P[g]
+            # The float views, as float(Decimal) of the amounts gives them.
+            qm = qf * book.mult_f
+            avg = cost / P[g] / qm if qf else 0.0
+            if fc:  # a zero fee leaves the total's value, so its float, as it was
+                comm_f = bk / P[g]
+            cash_f = cash / P[g]
+        except (_Slow, IndexError, ZeroDivisionError, OverflowError):
+            self._apply_decimal(fill, book, sign)
+            return
+
+        # Store: the same state _apply_decimal leaves.
+        self._cash_v = cash
+        e = self._cash_e
+        if ne < e:  # noqa: PLR1730
+            e = ne
+        if ke < e:  # noqa: PLR1730
+            e = ke
+        self._cash_e = e
+        self._comm_v = tk
+        if ke < self._comm_e:  # noqa: PLR1730
+            self._comm_e = ke
+        book.kv = bk
+        if ke < book.ke:  # noqa: PLR1730
+            book.ke = ke
+        book.qv = nq
+        if qe < oe:
+            book.qe = qe
+        book.cv = cost
+        book.ce = ce
+        pos = book.pos
+        if realised:
+            book.rv = br
+            book.re = bre
+            self._real_v = tr
+            self._real_e = tre
+            pos.realised_pnl = realised_f
+            if not nq:
+                self._open -= 1
+            elif (nq < 0) != (ov < 0):  # reversed: a new position opens
+                pos.ts_opened = fill.ts_event
+        elif not ov:
+            pos.ts_opened = fill.ts_event
+            self._open += 1
+        book.last = fp
+        pos.ts_last = fill.ts_event
+        book.qm = qm
+        pos.qty = qf
+        pos.avg_price = avg
+        if fc:
+            pos.commissions = comm_f
+        pos.last_price = fp
+        # _revalue inline.
+        self._cash_f = cash_f
+        self._mv = mv = math.fsum([b.qm * b.last for b in self._books.values()])
+        if cash_f + mv > self._peak:  # noqa: PLR1730
+            self._peak = cash_f + mv
+
+    def _apply_decimal(self, fill: Fill, book: _Book, sign: int) -> None:
+        """:meth:`apply_fill` in Decimal arithmetic: the ledger's definition, and the path for what
+        the integer fast path does not model (signed zeros, results past 120 digits, which this
+        rounds or traps as ``Inexact``)."""
+        fq = fill.qty
+        fp = fill.price
         fc = fill.commission
-        fee = cache.get(fc)
-        if fee is None:
-            if len(cache) >= _DEC_CACHE_MAX:
-                cache.clear()
-            fee = cache[fc] = Decimal(repr(float(fc)))
-        # Operators under the exact context instead of its methods: the same operations in the same
-        # context (so the same results and the same Inexact trap), ~80 ns less each (~15 per fill).
+        q = Decimal(repr(float(fq)))
+        px = Decimal(repr(float(fp)))
+        fee = Decimal(repr(float(fc)))
         saved = getcontext()
         setcontext(_EXACT)
         try:
@@ -268,8 +751,6 @@ class Portfolio:
 
             old = book.q
             realised = True
-            # Truth and sign tests, not compares with 0 (which convert the int each time): q is
-            # nonzero with the fill's sign, so (old > 0) == (q > 0) is this for a nonzero old.
             if not old or old.is_signed() == (sign < 0):
                 realised = False  # an opening fill realises nothing
                 book.cost = book.cost + notional
@@ -277,7 +758,6 @@ class Portfolio:
                 if not old:
                     book.pos.ts_opened = fill.ts_event
                     self._open += 1
-                    # q is the shortest decimal of fq, which converts back to fq exactly.
                     qf = float(fq) if sign > 0 else -float(fq)
                 else:
                     qf = float(nq)
@@ -309,7 +789,6 @@ class Portfolio:
         finally:
             setcontext(saved)
 
-        # The float view (Book.refresh inline): float(Decimal) only for what changed.
         book.last = fp
         pos = book.pos
         pos.ts_last = fill.ts_event
@@ -318,10 +797,10 @@ class Portfolio:
         pos.avg_price = float(book.cost) / qm if qf else 0.0
         if realised:
             pos.realised_pnl = float(book.realised)
-        if fc:  # a zero fee leaves the total's value, so its float, as it was
+        if fc:
             pos.commissions = float(comm)
         pos.last_price = fp
-        # _revalue inline.
+        self._reload()
         self._cash_f = cash_f = float(cash)
         self._mv = mv = math.fsum([b.qm * b.last for b in self._books.values()])
         if cash_f + mv > self._peak:  # noqa: PLR1730
@@ -360,6 +839,7 @@ class Portfolio:
         book.pos.last_price = price
 
     def _revalue(self) -> None:
+        self._reload()  # every path that books through Decimals ends here
         self._cash_f = cash = float(self._cash)
         # fsum of a list, not of a generator, and a compare, not max(): ~0.3 µs less per fill.
         self._mv = mv = math.fsum([b.qm * b.last for b in self._books.values()])
@@ -523,7 +1003,7 @@ class Portfolio:
 
         books: dict[str, _Book] = {}
         for p in snap.positions:
-            book = _Book(p.instrument_id, dec(p.multiplier, f"{p.instrument_id}.multiplier"))
+            book = _Book(p.instrument_id, dec(p.multiplier, f"{p.instrument_id}.multiplier"), self._g)
             book.q = dec(p.qty, f"{p.instrument_id}.qty")
             book.cost = dec(p.cost, f"{p.instrument_id}.cost")
             book.realised = dec(p.realised, f"{p.instrument_id}.realised")
@@ -560,7 +1040,7 @@ class Portfolio:
                 )
             if p.qty == 0:
                 continue
-            book = _Book(p.instrument_id, self._mults.get(p.instrument_id, Decimal(1)))
+            book = _Book(p.instrument_id, self._mults.get(p.instrument_id, Decimal(1)), self._g)
             book.q = to_decimal(p.qty)
             book.cost = _EXACT.multiply(_EXACT.multiply(book.q, to_decimal(p.avg_price)), book.mult)
             book.last = p.last_price or p.avg_price
