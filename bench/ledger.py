@@ -3,10 +3,12 @@
 The stream mimics the backtest bench's scenario a (10 instruments, prices on a 0.01 tick, sizes on
 a 0.001 lot worth ~50k, commission = notional * 0.0005 as the paper broker computes it): opens,
 adds, partial closes, closes and reversals in about its proportions. Each run replays the whole
-stream into a fresh portfolio; the figure is the median of the runs (this VM is shared: quote
-medians, and prefer A/B runs in one process for small differences).
+stream into a fresh portfolio with the module's float->decimal caches emptied first (in a backtest
+the commission, and most sizes, are new numbers at every fill; ``--warm`` keeps them). The figure is
+the median of the runs; this VM is shared, so for small differences count instructions instead
+(valgrind) or alternate A/B runs in one process.
 
-    .venv/bin/python bench/ledger.py [--fills 20000] [--runs 5]
+    .venv/bin/python bench/ledger.py [--fills 20000] [--runs 5] [--warm]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import random
 import statistics
 import time
 
+import omnid.portfolio
 from omnid.clock import SimClock
 from omnid.model import Fill, Side
 from omnid.portfolio import Portfolio
@@ -54,8 +57,11 @@ def make_fills(n: int, seed: int = 7) -> list[Fill]:
     return out
 
 
-def run(fills: list[Fill]) -> float:
+def run(fills: list[Fill], warm: bool = False) -> float:
     """Seconds to book ``fills`` into a fresh portfolio."""
+    if not warm:
+        for cache in ("_SHORT", "_DEC_CACHE"):  # the current one, and the one before it (for A/B)
+            getattr(omnid.portfolio, cache, {}).clear()
     pf = Portfolio(SimClock(0), initial_cash=1_000_000.0)
     apply = pf.apply_fill
     t0 = time.perf_counter()
@@ -68,11 +74,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fills", type=int, default=20_000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--warm", action="store_true", help="keep the conversion caches between runs")
     args = ap.parse_args()
     fills = make_fills(args.fills)
     run(fills[:1000])  # warm up
-    times = [run(fills) / len(fills) * 1e6 for _ in range(args.runs)]
-    print(f"apply_fill: {statistics.median(times):.2f} µs/fill (median of {args.runs}; "
+    times = [run(fills, args.warm) / len(fills) * 1e6 for _ in range(args.runs)]
+    print(f"apply_fill ({'warm' if args.warm else 'cold'} caches): {statistics.median(times):.2f} µs/fill "
+          f"(median of {args.runs}; "
           f"runs {', '.join(f'{t:.2f}' for t in times)})")
 
 

@@ -79,6 +79,9 @@ _P10: list[int] = [10**i for i in range(1300)]
 #: Ints at or past this may have more digits than ``_EXACT.prec`` (a coefficient is at most its
 #: scaled value): Decimal might round there.
 _LIM = 10**120
+#: The fast path's bound on every int it computes, as a bit length: OR-ing bit lengths tests them
+#: all at once, and 2**256 (~1e77) is well inside ``_LIM``.
+_BITS = 256
 #: Exponents outside this are left to Decimal (they cannot come from floats).
 _EXP_MAX = 800
 #: The finest scale; the coarsest is 12, the resolution of the cost a partial close removes.
@@ -571,7 +574,6 @@ class Portfolio:
         # stored until every amount and float view is computed, so a case it does not model
         # (_Slow, an index past the table, a float error) hands the untouched books to
         # _apply_decimal, which books it, or raises, exactly as before.
-        L = _LIM
         g = self._g
         try:
             cache = _SHORT
@@ -612,19 +614,19 @@ class Portfolio:
             ov = book.qv
             q = qc * P[g + qe]
             nq = ov + q
-            if not (-L < n < L and -L < x < L and -L < cash < L and -L < tk < L and -L < bk < L
-                    and -L < nq < L):
-                raise _Slow
             oe = book.qe
             cv = book.cv
             if not ov or (ov < 0) == (sign < 0):  # opening: realises nothing
                 realised = False
                 cost = cv + n
-                if not -L < cost < L:
-                    raise _Slow
                 ce = book.ce
                 if ne < ce:  # noqa: PLR1730
                     ce = ne
+                if (
+                    n.bit_length() | x.bit_length() | cash.bit_length() | tk.bit_length() | bk.bit_length()
+                    | nq.bit_length() | cost.bit_length()
+                ) >= _BITS:
+                    raise _Slow
                 if not ov:
                     # q is the shortest decimal of fq, which converts back to fq exactly.
                     qf = float(fq) if sign > 0 else -float(fq)
@@ -642,8 +644,7 @@ class Portfolio:
                     ce = book.ce
                     if ce > -12:  # noqa: PLR1730
                         ce = -12
-                    if not (-L < pn < L and -L < cost < L):
-                        raise _Slow
+                    cn = 0
                     qf = nq / P[g]
                 else:  # close, or close and open the other side
                     cne = oe + pme  # close_notional = -old * px * mult
@@ -657,8 +658,6 @@ class Portfolio:
                         pne = cne
                     cost = n - cn  # notional - close_notional
                     ce = ne if ne < cne else cne
-                    if not (-L < cn < L and -L < pn < L and -L < cost < L):
-                        raise _Slow
                     qf = nq / P[g] if nq else 0.0
                 br = book.rv + pn
                 bre = book.re
@@ -668,7 +667,11 @@ class Portfolio:
                 tre = self._real_e
                 if pne < tre:  # noqa: PLR1730
                     tre = pne
-                if not (-L < br < L and -L < tr < L):
+                if (
+                    n.bit_length() | x.bit_length() | cash.bit_length() | tk.bit_length() | bk.bit_length()
+                    | nq.bit_length() | cost.bit_length() | pn.bit_length() | cn.bit_length()
+                    | br.bit_length() | tr.bit_length()
+                ) >= _BITS:
                     raise _Slow
                 realised_f = br / P[g]
             # The float views, as float(Decimal) of the amounts gives them.
