@@ -266,6 +266,24 @@ def test_fast_path_books_what_the_decimal_ledger_books(steps: list[tuple[str, bo
     _run(steps)
 
 
+# Ordinary magnitudes only: nearly every fill stays on the fast path (the mix above sends many to
+# the Decimal path on purpose: zero prices, exponents 30 apart, ints past the fast path's bound).
+_plain_step = st.tuples(
+    st.sampled_from(sorted(_MULTS)),
+    st.booleans(),
+    st.one_of(_few(st.integers(1, 10**7), (0, 6)), st.floats(1e-3, 1e6)),
+    st.one_of(_few(st.integers(1, 10**7), (0, 4)), st.floats(1e-2, 1e5)),
+    st.one_of(st.just(0.0), _few(st.integers(0, 10**6), (0, 6)), st.floats(-10.0, 1e3)),
+    st.sampled_from([0, 0, 1, 2, 2, 3]),
+)
+
+
+@settings(max_examples=2000 if SLOW else 200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_plain_step, min_size=1, max_size=60))
+def test_fast_path_on_ordinary_fills(steps: list[tuple[str, bool, float, float, float, int]]) -> None:
+    _run(steps)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_step, min_size=1, max_size=15), st.sampled_from([0.0, -0.0, 1e-20, 123.456, 1e15]))
 def test_any_initial_cash(steps: list[tuple[str, bool, float, float, float, int]], initial: float) -> None:
