@@ -9,7 +9,9 @@ Two layers, because fills are rare and marks are not:
   holds exactly after every fill, and a position that returns to flat has realised exactly the sum
   of its cash flows. The one deliberate rounding is the share of open cost a partial close removes
   (average-cost accounting divides); it is rounded to 1e-12 of the currency and the identity above
-  still holds because realised P&L is booked as the difference.
+  still holds because realised P&L is booked as the difference. (:meth:`Portfolio.apply_fill`
+  does this arithmetic on integers that hold the same values and exponents, and builds the
+  Decimals only when they are read; see the integer section below.)
 - The **marks** are floats. :meth:`Portfolio.mark` is the hot path (every tick): a dict lookup, a
   multiply-add on a running market value and a peak check. Fills recompute the running value from
   scratch, so float error never accumulates across fills.
