@@ -593,12 +593,11 @@ class Portfolio:
                 t = cache[fp] = _short(fp)
             pc, pe = t
             fc = fill.commission
-            t = cache.get(fc)
-            if t is None:
-                if len(cache) >= _SHORT_MAX:
-                    cache.clear()
-                t = cache[fc] = _short(fc)
-            kc, ke = t
+            if fc:  # a rate times a notional rarely repeats: not cached (nor evicting sizes, prices)
+                kc, ke = _short(fc)
+            else:  # 0.0 and -0.0 read as Decimal('0.0') and Decimal('-0.0'): value 0, exponent -1
+                kc = 0
+                ke = -1
             mlc = book.mlc
             pme = pe + book.mle
             ne = qe + pme  # the notional's exponent
