@@ -86,9 +86,12 @@ _LIM = 10**120
 _BITS = 256
 #: Exponents outside this are left to Decimal (they cannot come from floats).
 _EXP_MAX = 800
-#: The finest scale; the coarsest is 12, the resolution of the cost a partial close removes.
+#: The coarsest scale (1e-12, the resolution of the cost a partial close removes) and the finest
+#: (amounts with finer exponents stay Decimals).
 _G_MIN = 12
 _G_MAX = 400
+#: Sizes and prices as (coefficient, exponent) by float value (they repeat; commissions do not).
+#: 0.0 and -0.0 share an entry, (0, -1) both; the fast path never books a zero price.
 _SHORT: dict[float, tuple[int, int]] = {}
 _SHORT_MAX = 8192
 
