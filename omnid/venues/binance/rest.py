@@ -12,6 +12,12 @@ limits.md, http-return-codes.md, errors.md):
   recvWindow; -1007: backend timeout, execution status unknown; -1013: a filter failure;
   -2010: new order rejected; -2011: cancel rejected; -2013: order does not exist; -2014/-2015:
   bad API key or permissions.
+- market-data-endpoints.md: ``GET /api/v3/historicalTrades`` (old trade lookup; weight 25; ``fromId``
+  = first trade id wanted; ``limit`` default 500, max 1000) and ``GET /api/v3/aggTrades`` (weight 4;
+  ``fromId`` inclusive; ``limit`` default 500, max 1000); general-api-information.md: data comes in
+  ascending order, oldest first. Earlier versions of the doc marked historicalTrades MARKET_DATA (an
+  API key in the header); the current one lists no security, and the key goes with every request here
+  anyway when one is configured.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from omnid.errors import (
     StatusUnknownError,
     TransientError,
 )
-from omnid.model import Bar, BookSnapshot
+from omnid.model import Bar, BookSnapshot, Trade
 from omnid.venues.binance import wire
 from omnid.venues.binance.config import Credentials
 
@@ -248,6 +254,22 @@ class BinanceRest:
             params["endTime"] = end_ms
         body = await self.public("/api/v3/klines", params, weight=2)
         return wire.decode_klines(body, symbol, interval, ts_init)
+
+    async def historical_trades(self, symbol: str, from_id: int, *, limit: int = 1000, ts_init: int = 0
+                                ) -> list[tuple[int, Trade]]:
+        """Trades with id >= ``from_id``, ascending, at most ``limit`` (<= 1000): the ids the
+        ``@trade`` stream carries in ``t``. Weight 25; no key needed today (sent if configured)."""
+        body = await self.public("/api/v3/historicalTrades",
+                                 {"symbol": symbol, "fromId": from_id, "limit": limit}, weight=25)
+        return wire.decode_historical_trades(body, symbol, ts_init)
+
+    async def agg_trades(self, symbol: str, from_id: int, *, limit: int = 1000, ts_init: int = 0
+                         ) -> list[tuple[int, Trade]]:
+        """Aggregate trades with id >= ``from_id`` (inclusive), ascending, at most ``limit`` (<= 1000):
+        the ids the ``@aggTrade`` stream carries in ``a``. Weight 4."""
+        body = await self.public("/api/v3/aggTrades",
+                                 {"symbol": symbol, "fromId": from_id, "limit": limit}, weight=4)
+        return wire.decode_agg_trades(body, symbol, ts_init)
 
     async def new_order(self, params: Params) -> Any:
         return await self.signed("POST", "/api/v3/order", params, weight=1)

@@ -3,7 +3,8 @@
 Each payload is a typed Struct whose field names are Binance's one-letter keys; decimal strings
 become floats on the way in (``strict=False``). Field layouts follow binance-spot-api-docs:
 web-socket-streams.md (trade, aggTrade, bookTicker, depthUpdate, kline, serverShutdown, the
-combined-stream envelope), rest-api market-data-endpoints.md (depth, klines), general-endpoints.md
+combined-stream envelope), rest-api market-data-endpoints.md (depth, klines, historicalTrades,
+aggTrades), general-endpoints.md
 (exchangeInfo) and filters.md (PRICE_FILTER, LOT_SIZE, NOTIONAL, MIN_NOTIONAL).
 Exchange timestamps are milliseconds; everything leaving this module is integer nanoseconds.
 """
@@ -245,6 +246,52 @@ def decode_depth_snapshot(raw: bytes, symbol: str, ts_init: int) -> BookSnapshot
         ts_init,
         w.lastUpdateId,
     )
+
+
+class WireHistTrade(msgspec.Struct):
+    """One row of ``/api/v3/historicalTrades`` (and ``/api/v3/trades``)."""
+
+    id: int
+    price: float
+    qty: float
+    time: int
+    isBuyerMaker: bool
+
+
+class WireAggRow(msgspec.Struct):
+    """One row of ``/api/v3/aggTrades``: the aggTrade stream's keys, without ``e``/``E``/``s``."""
+
+    a: int
+    p: float
+    q: float
+    T: int
+    m: bool
+
+
+_hist_dec = msgspec.json.Decoder(list[WireHistTrade], strict=False)
+_agg_rows_dec = msgspec.json.Decoder(list[WireAggRow], strict=False)
+
+
+def decode_historical_trades(raw: bytes, symbol: str, ts_init: int) -> list[tuple[int, Trade]]:
+    """``[(trade id, Trade)]`` in the venue's order (ascending ids), as the ``@trade`` stream would give."""
+    try:
+        rows = _hist_dec.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise DataError(f"binance historicalTrades for {symbol} are malformed: {exc}",
+                        symbol=symbol) from None
+    iid = instrument_id(symbol)
+    return [(r.id, Trade(iid, r.price, r.qty, _SELL if r.isBuyerMaker else _BUY, r.time * MS, ts_init,
+                         str(r.id))) for r in rows]
+
+
+def decode_agg_trades(raw: bytes, symbol: str, ts_init: int) -> list[tuple[int, Trade]]:
+    """``[(aggregate id, Trade)]`` in the venue's order, as the ``@aggTrade`` stream would give."""
+    try:
+        rows = _agg_rows_dec.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise DataError(f"binance aggTrades for {symbol} are malformed: {exc}", symbol=symbol) from None
+    iid = instrument_id(symbol)
+    return [(r.a, Trade(iid, r.p, r.q, _SELL if r.m else _BUY, r.T * MS, ts_init, str(r.a))) for r in rows]
 
 
 def decode_klines(raw: bytes, symbol: str, interval: str, ts_init: int) -> list[Bar]:

@@ -108,3 +108,21 @@ async def test_connection_refused_is_status_unknown(session: aiohttp.ClientSessi
     rest = BinanceRest(session, "http://127.0.0.1:9", timeout_s=2)
     with pytest.raises(StatusUnknownError):
         await rest.public("/api/v3/time")
+
+
+async def test_trade_history_pages_by_from_id(peer: BinancePeer, session: aiohttp.ClientSession) -> None:
+    """historicalTrades and aggTrades: ids from fromId on, oldest first, at most limit, weights 25 and 4."""
+    peer.add_trades("BTCUSDT", 7)
+    await peer.agg_trade("BTCUSDT", "50000.00", "0.03000", fills=3)
+    await peer.agg_trade("BTCUSDT", "50001.00", "0.01000", fills=1, buyer_maker=True)
+    rest = BinanceRest(session, peer.rest_url)  # no key: the current doc asks for none
+    page = await rest.historical_trades("BTCUSDT", 3, limit=2, ts_init=5)
+    assert [i for i, _ in page] == [3, 4] and [t.trade_id for _, t in page] == ["3", "4"]
+    assert page[0][1].ts_init == 5 and page[0][1].price == 100.0
+    assert [i for i, _ in await rest.historical_trades("BTCUSDT", 9)] == [9, 10, 11]
+    aggs = await rest.agg_trades("BTCUSDT", 2)
+    assert [(i, t.price, t.size, t.side.name) for i, t in aggs] == [(2, 50001.0, 0.01, "SELL")]
+    assert rest.used_weight == 25 + 25 + 4
+    assert [p for _, n, p in peer.requests] == [
+        {"symbol": "BTCUSDT", "fromId": "3", "limit": "2"}, {"symbol": "BTCUSDT", "fromId": "9", "limit": "1000"},
+        {"symbol": "BTCUSDT", "fromId": "2", "limit": "1000"}]
