@@ -14,7 +14,17 @@ Where each message comes from (binance-spot-api-docs, as of 2026):
   with ``rateLimits`` and ``symbols[].filters``; filters.md: PRICE_FILTER, LOT_SIZE, NOTIONAL.
 - rest-api/market-data-endpoints.md: ``GET /api/v3/depth`` ``{"lastUpdateId", "bids", "asks"}``;
   ``GET /api/v3/klines`` rows ``[open time, o, h, l, c, v, close time, quote vol, trades, taker
-  base, taker quote, ignore]`` with ``startTime``/``endTime``/``limit``.
+  base, taker quote, ignore]`` with ``startTime``/``endTime``/``limit``; ``GET /api/v3/historicalTrades``
+  (old trade lookup, weight 25; ``fromId`` = the first trade id returned, else the most recent;
+  ``limit`` default 500, max 1000; rows ``{id, price, qty, quoteQty, time, isBuyerMaker,
+  isBestMatch}``; the current doc lists no security, older ones said MARKET_DATA, so the key is not
+  checked here); ``GET /api/v3/trades`` (recent, weight 25, same rows); ``GET /api/v3/aggTrades``
+  (weight 4; ``fromId`` inclusive, ``startTime``/``endTime`` inclusive, ``limit`` default 500, max
+  1000; rows ``{a, p, q, f, l, T, m, M}``). general-api-information.md: data is returned oldest first.
+- web-socket-streams.md: the trade stream's trade id is ``t``, the aggTrade stream's aggregate id is
+  ``a`` (with ``f``/``l``, the first and last trade ids it aggregates). Ids count up per symbol, so
+  every trade here gets the symbol's next id whether or not a client is connected: what happens
+  while a client is away is only in the REST history, as on Binance.
 - rest-api/trading-endpoints.md: ``POST /api/v3/order`` (newOrderRespType RESULT answer),
   ``DELETE /api/v3/order``, ``GET /api/v3/order`` by ``origClientOrderId``, ``GET /api/v3/openOrders``;
   account-endpoints.md: ``GET /api/v3/account`` ``balances[{asset, free, locked}]``.
@@ -120,6 +130,8 @@ class BinancePeer:
         self.stream_clients: list[tuple[web.WebSocketResponse, set[str]]] = []
         self.api_clients: list[web.WebSocketResponse] = []
         self.subscribe_requests: list[list[str]] = []
+        self.subscribe_reply_delay = 0.0  # seconds between a SUBSCRIBE taking effect and its reply
+        self.slow: dict[str, float] = {}  # REST endpoint name → seconds to wait before answering
         self.stream_connections = 0
         self.api_connections = 0
         self.requests: list[tuple[str, str, dict[str, str]]] = []
@@ -135,7 +147,9 @@ class BinancePeer:
         self.weight_used = 0
         self._weight_minute = 0
         self._ids = itertools.count(1000)
-        self._trade_ids = itertools.count(1)
+        self._trade_ids = itertools.count(1)  # executionReport trade ids
+        self.trade_log: dict[str, list[dict[str, Any]]] = {}  # symbol → historicalTrades rows, by id
+        self.agg_log: dict[str, list[dict[str, Any]]] = {}  # symbol → aggTrades rows, by id
         self._sub_ids = itertools.count(0)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -201,6 +215,8 @@ class BinancePeer:
                 if req.get("method") == "SUBSCRIBE":
                     subs.update(req.get("params", []))
                     self.subscribe_requests.append(list(req.get("params", [])))
+                    if self.subscribe_reply_delay:
+                        await asyncio.sleep(self.subscribe_reply_delay)
                     await ws.send_str(_text({"result": None, "id": req.get("id")}))
                 elif req.get("method") == "LIST_SUBSCRIPTIONS":
                     await ws.send_str(_text({"result": sorted(subs), "id": req.get("id")}))
@@ -233,12 +249,33 @@ class BinancePeer:
             if not ws.closed:
                 await ws.send_str(text)
 
+    def _record_trade(self, symbol: str, price: str, qty: str, buyer_maker: bool, now: int) -> int:
+        log = self.trade_log.setdefault(symbol, [])
+        tid = log[-1]["id"] + 1 if log else 1
+        log.append({"id": tid, "price": price, "qty": qty, "quoteQty": _d(Decimal(price) * Decimal(qty)),
+                    "time": now, "isBuyerMaker": buyer_maker, "isBestMatch": True})
+        return tid
+
     async def trade(self, symbol: str, price: str, qty: str, *, buyer_maker: bool = False) -> int:
-        tid = next(self._trade_ids)
+        """One market trade (the symbol's next trade id), sent on ``@trade``; returns how many got it."""
         now = self.now_ms()
+        tid = self._record_trade(symbol, price, qty, buyer_maker, now)
         return await self.push(f"{symbol.lower()}@trade", {
             "e": "trade", "E": now, "s": symbol, "t": tid, "p": price, "q": qty, "T": now,
             "m": buyer_maker, "M": True})
+
+    async def agg_trade(self, symbol: str, price: str, qty: str, *, fills: int = 2, buyer_maker: bool = False
+                        ) -> int:
+        """One taker order filling ``fills`` trades at one price: that many trade ids, one aggregate id
+        (its own sequence), sent on ``@aggTrade``; returns how many clients got it."""
+        now = self.now_ms()
+        part = _d(Decimal(qty) / fills)
+        ids = [self._record_trade(symbol, price, part, buyer_maker, now) for _ in range(fills)]
+        log = self.agg_log.setdefault(symbol, [])
+        aid = log[-1]["a"] + 1 if log else 1
+        row = {"a": aid, "p": price, "q": qty, "f": ids[0], "l": ids[-1], "T": now, "m": buyer_maker, "M": True}
+        log.append(row)
+        return await self.push(f"{symbol.lower()}@aggTrade", {"e": "aggTrade", "E": now, "s": symbol, **row})
 
     async def book_ticker(self, symbol: str, bid: str, bid_qty: str, ask: str, ask_qty: str) -> int:
         self.update_ids[symbol] = self.update_ids.get(symbol, 0) + 1
@@ -308,10 +345,13 @@ class BinancePeer:
         if request.can_read_body:
             params.update(parse_qsl(await request.text()))
         self.requests.append((request.method, name, params))
+        if name in self.slow:
+            await asyncio.sleep(self.slow[name])
         minute = self.now_ms() // 60_000
         if minute != self._weight_minute:
             self._weight_minute, self.weight_used = minute, 0
         self.weight_used += {"exchangeInfo": 20, "depth": 50, "klines": 2, "account": 20, "openOrders": 6,
+                             "historicalTrades": 25, "trades": 25, "aggTrades": 4,
                              "order": 4 if request.method == "GET" else 1}.get(name, 1)
         queued = self.failures.get((request.method, name))
         failure = queued.pop(0) if queued else None
@@ -399,6 +439,36 @@ class BinancePeer:
         limit = min(int(params.get("limit", 500)), 1000)
         out = [r for r in rows if start <= r[0] <= end][:limit]
         return self._json(out)
+
+    def _r_get_historicalTrades(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/historicalTrades (market-data-endpoints.md): from ``fromId`` on, oldest first."""
+        rows = self.trade_log.get(params.get("symbol", ""), [])
+        limit = min(int(params.get("limit", 500)), 1000)
+        if "fromId" not in params:
+            return self._json(rows[-limit:])
+        start = int(params["fromId"])
+        return self._json([r for r in rows if r["id"] >= start][:limit])
+
+    def _r_get_trades(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/trades (market-data-endpoints.md): the most recent ``limit`` trades."""
+        limit = min(int(params.get("limit", 500)), 1000)
+        return self._json(self.trade_log.get(params.get("symbol", ""), [])[-limit:])
+
+    def _r_get_aggTrades(self, params: dict[str, str]) -> web.Response:
+        """GET /api/v3/aggTrades (market-data-endpoints.md): fromId/startTime/endTime inclusive, oldest first."""
+        rows = self.agg_log.get(params.get("symbol", ""), [])
+        limit = min(int(params.get("limit", 500)), 1000)
+        if not {"fromId", "startTime", "endTime"} & params.keys():
+            return self._json(rows[-limit:])
+        start = int(params.get("fromId", 0))
+        t0, t1 = int(params.get("startTime", 0)), int(params.get("endTime", 2**62))
+        return self._json([r for r in rows if r["a"] >= start and t0 <= r["T"] <= t1][:limit])
+
+    def add_trades(self, symbol: str, count: int, *, price: str = "100.00", qty: str = "0.01000") -> None:
+        """``count`` trades that happened with nobody listening (history only, no push)."""
+        now = self.now_ms()
+        for i in range(count):
+            self._record_trade(symbol, price, qty, i % 2 == 0, now)
 
     def add_klines(self, symbol: str, start_ms: int, count: int, interval_ms: int = 60_000) -> None:
         rows = self.klines.setdefault(symbol, [])
