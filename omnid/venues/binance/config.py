@@ -65,6 +65,8 @@ class BinanceConfig(Section):
     time_sync_interval_s: float = 300.0
     request_timeout_s: float = 10.0
     status_query_attempts: int = 5
+    trade_gap_max_pages: int = 10
+    trade_gap_timeout_s: float = 10.0
     trading: bool = False
     api_key_env: str = "BINANCE_API_KEY"
     api_secret_env: str = "BINANCE_API_SECRET"
@@ -87,6 +89,8 @@ class BinanceConfig(Section):
             raise ValueError("weight_headroom must be in (0, 1]")
         if not 0 < self.recv_window_ms <= 60000:
             raise ValueError("recv_window_ms must be in (0, 60000]")
+        if self.trade_gap_max_pages < 0 or self.trade_gap_timeout_s <= 0:
+            raise ValueError("trade_gap_max_pages must be >= 0 and trade_gap_timeout_s > 0")
 
     @property
     def urls(self) -> tuple[str, str, str]:

@@ -13,6 +13,17 @@ What it guarantees (facts from binance-spot-api-docs web-socket-streams.md):
   do not count as data).
 - After any reconnect the books resync from a REST snapshot and closed klines missed while away are
   fetched over REST and emitted in order, so the engine sees no hole.
+- Trades, after an unplanned reconnect: the feed knows the last id it delivered per symbol and
+  stream (``t`` of ``@trade``, ``a`` of ``@aggTrade``). Once the new socket's SUBSCRIBE is answered,
+  it pages through ``/api/v3/historicalTrades`` (trade ids) or ``/api/v3/aggTrades`` (aggregate ids)
+  with ``fromId`` = last + 1, 1000 a page, oldest first, while that symbol's live trades wait in a
+  buffer; fetched ones go to ``on_event`` in id order, then the buffer, each id once (ids already
+  delivered are dropped), until the fetch reaches the live stream or the venue's present. It is
+  bounded by ``trade_gap_max_pages`` and ``trade_gap_timeout_s``: when the gap is wider than the
+  pages allow, the oldest part is skipped; when the REST calls still fail after three tries (a 429/418
+  waits its ``Retry-After`` if the budget allows), or time runs out, live trades are released. Every
+  id range not delivered is logged as a warning naming the symbol and the ids, counted in
+  ``stats.trade_gaps_lost`` and listed in ``stats.lost_trade_ranges``; the feed never stops for it.
 - A malformed message is counted per kind, logged once per kind, and skipped.
 """
 
@@ -28,7 +39,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from omnid.errors import FatalError, OmnidError
+from omnid.errors import FatalError, OmnidError, RateLimitedError, TransientError
 from omnid.model import Bar, BookDelta, MarketEvent, Trade
 from omnid.ops.protocol import FeedStatus
 from omnid.venues.binance import wire
@@ -60,8 +71,9 @@ def backoff_policy(
 class FeedStats:
     """Counters a health check or a test can read."""
 
-    __slots__ = ("callback_errors", "connections", "gaps", "malformed", "messages", "planned_reconnects",
-                 "recovered_bars", "resyncs", "server_shutdowns", "silent", "stale")
+    __slots__ = ("callback_errors", "connections", "gaps", "lost_trade_ranges", "malformed", "messages",
+                 "planned_reconnects", "recovered_bars", "recovered_trades", "resyncs", "server_shutdowns",
+                 "silent", "stale", "trade_gaps_lost", "trade_gaps_refetched")
 
     def __init__(self) -> None:
         self.messages = 0
@@ -74,15 +86,42 @@ class FeedStats:
         self.planned_reconnects = 0
         self.recovered_bars = 0
         self.callback_errors = 0
+        self.recovered_trades = 0  # trades delivered from REST after a reconnect
+        self.trade_gaps_refetched = 0  # catch-ups that closed their gap completely
+        self.trade_gaps_lost = 0  # id ranges that could not be fetched (each one logged)
+        #: the latest lost ranges, oldest first: (symbol, "trade" | "aggTrade", first id, last id)
+        self.lost_trade_ranges: list[tuple[str, str, int, int]] = []
         self.malformed: dict[str, int] = {}
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__}
 
 
-# Stream kinds, resolved once per stream name.
+# Stream kinds, resolved once per stream name (_TRADE and _AGG index the per-kind last-id dicts).
 _TRADE, _AGG, _BT, _DEPTH, _KLINE, _SHUTDOWN, _UNKNOWN = range(7)
 _SHUTDOWN_REASON = "serverShutdown"
+_KIND_NAMES = {_TRADE: "trade", _AGG: "aggTrade"}
+PAGE = 1000  # historicalTrades / aggTrades: limit max 1000
+_PAGE_ATTEMPTS = 3  # tries per REST page before the range is reported lost
+_LOST_KEPT = 100  # lost ranges kept in the stats
+
+
+class _TradeCatchUp:
+    """One symbol's trades after an unplanned reconnect: live ones wait in ``buffer`` while those
+    missed meanwhile are fetched; then both go out in id order, each id once."""
+
+    __slots__ = ("buffer", "deadline", "kind", "lost", "lost_from", "pages", "symbol", "task", "why")
+
+    def __init__(self, kind: int, symbol: str, deadline: float) -> None:
+        self.kind = kind
+        self.symbol = symbol
+        self.deadline = deadline  # loop time by which live trades flow again
+        self.buffer: list[tuple[int, Trade]] = []
+        self.pages = 0
+        self.lost = 0
+        self.lost_from = 0  # gave up before a live trade came: ids from here to the first live one are lost
+        self.why = ""
+        self.task: asyncio.Task[None] | None = None
 
 
 class _Conn:
@@ -146,6 +185,11 @@ class BinanceFeed:
         self._successor: asyncio.Task[str] | None = None
         self._overlap = False  # two sockets stream during a planned handover: drop repeats
         self._seen: set[tuple[int, str, str]] = set()
+        # The last trade id delivered, per symbol, for @trade (t) and @aggTrade (a).
+        self._last_trade_ids: dict[str, int] = {}
+        self._last_agg_ids: dict[str, int] = {}
+        self._last_ids = (self._last_trade_ids, self._last_agg_ids)  # indexed by _TRADE / _AGG
+        self._holds: dict[tuple[int, str], _TradeCatchUp] = {}  # symbols whose live trades wait
         self._rate_mark = (time.monotonic(), 0)
         self.subscribed = asyncio.Event()
         self.failed: BaseException | None = None
@@ -264,6 +308,7 @@ class BinanceFeed:
                                                    "id": self._req_id}).decode())
             if catch_up:
                 self._spawn(self._recover_bars())
+                self._hold_trades()
             # Silence and age are watched by a timer, not a receive timeout: aiohttp answers the
             # server's pings inside receive() and restarts its timeout on each, so a stream whose
             # data stopped while pings still flow would never time out.
@@ -356,17 +401,23 @@ class BinanceFeed:
                     self._on_depth(wire.delta_from(wire.depth_frame_dec.decode(data).data, ts))
                     return None
                 if k == _TRADE:
-                    t = wire.trade_from(wire.trade_frame_dec.decode(data).data, ts)
-                    if not (self._overlap and self._repeat(k, t)):
-                        self._emit(t)
+                    w = wire.trade_frame_dec.decode(data).data
+                    if self._overlap or self._holds:
+                        self._trade(k, w.s, w.t, wire.trade_from(w, ts))
+                    else:
+                        self._last_trade_ids[w.s] = w.t
+                        self._emit(wire.trade_from(w, ts))
                     return None
                 if k == _BT:
                     self._emit(wire.quote_from(wire.book_ticker_frame_dec.decode(data).data, ts))
                     return None
                 if k == _AGG:
-                    t = wire.agg_trade_from(wire.agg_frame_dec.decode(data).data, ts)
-                    if not (self._overlap and self._repeat(k, t)):
-                        self._emit(t)
+                    a = wire.agg_frame_dec.decode(data).data
+                    if self._overlap or self._holds:
+                        self._trade(k, a.s, a.a, wire.agg_trade_from(a, ts))
+                    else:
+                        self._last_agg_ids[a.s] = a.a
+                        self._emit(wire.agg_trade_from(a, ts))
                     return None
                 if k == _KLINE:
                     bar, closed = wire.bar_from(wire.kline_frame_dec.decode(data).data, ts)
@@ -403,8 +454,7 @@ class BinanceFeed:
                 self._on_depth(wire.decode_depth(env.data, ts))
             elif k in (_TRADE, _AGG):
                 t = wire.decode_trade(env.data, ts) if k == _TRADE else wire.decode_agg_trade(env.data, ts)
-                if not (self._overlap and self._repeat(k, t)):
-                    self._emit(t)
+                self._trade(k, t.instrument_id.partition(".")[0], int(t.trade_id), t)
             elif k == _BT:
                 self._emit(wire.decode_book_ticker(env.data, ts))
             elif k == _KLINE:
@@ -427,6 +477,24 @@ class BinanceFeed:
             return True
         self._seen.add(key)
         return False
+
+    def _trade(self, kind: int, symbol: str, tid: int, t: Trade) -> None:
+        """A live trade off the fast path: during a handover overlap, or while a catch-up holds trades."""
+        if self._overlap and self._repeat(kind, t):
+            return
+        hold = self._holds.get((kind, symbol)) if self._holds else None
+        if hold is not None:
+            hold.buffer.append((tid, t))
+            if hold.task is None and hold.lost_from:  # gave up before any live trade: name the hole, go live
+                first = hold.buffer[0][0]
+                if first > hold.lost_from:
+                    self._lost(hold, hold.lost_from, first - 1)
+                self._release(hold)
+            return
+        last = self._last_ids[kind]
+        if tid > last.get(symbol, -1):
+            last[symbol] = tid
+        self._emit(t)
 
     def _emit(self, event: MarketEvent) -> None:
         try:
@@ -524,6 +592,127 @@ class BinanceFeed:
                 if len(bars) < 1000 or not closed:
                     break
                 start = closed[-1].ts_open // wire.MS + step
+
+
+    # ---------------------------------------------------------------------------------------------
+    # Trades missed while disconnected
+
+    def _hold_trades(self) -> None:
+        """After an unplanned reconnect: hold each known symbol's live trades until the missed ones
+        are fetched (a catch-up still running from an earlier socket starts over)."""
+        for old in self._holds.values():
+            if old.task is not None:
+                old.task.cancel()
+        self._holds.clear()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.cfg.trade_gap_timeout_s
+        for kind in (_TRADE, _AGG):
+            for symbol, last in self._last_ids[kind].items():
+                hold = self._holds[(kind, symbol)] = _TradeCatchUp(kind, symbol, deadline)
+                if self.cfg.trade_gap_max_pages <= 0:
+                    hold.lost_from, hold.why = last + 1, "trade_gap_max_pages = 0 (no fetching)"
+                    continue
+                task = hold.task = loop.create_task(self._catch_up(hold))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _catch_up(self, hold: _TradeCatchUp) -> None:
+        """Fetch ``hold.symbol``'s trades from the last delivered id on, deliver them, then its live ones."""
+        last = self._last_ids[hold.kind]
+        cursor = last[hold.symbol] + 1
+        max_pages = self.cfg.trade_gap_max_pages
+        fetched = 0
+        why = ""
+        try:
+            async with asyncio.timeout_at(hold.deadline):
+                # Fetch only once subscribed: then every trade after the REST answer is on the socket.
+                await self.subscribed.wait()
+                while True:
+                    live = hold.buffer[0][0] if hold.buffer else None
+                    if live is not None and cursor >= live:
+                        break  # met the live stream
+                    room = (max_pages - hold.pages) * PAGE
+                    if live is not None and live - cursor > room:
+                        self._lost(hold, cursor, live - room - 1,
+                                   f"wider than trade_gap_max_pages = {max_pages}")
+                        cursor = live - room
+                    if room <= 0:
+                        why = f"trade_gap_max_pages = {max_pages} used up before the live stream was reached"
+                        break
+                    page = await self._trade_page(hold, cursor)
+                    hold.pages += 1
+                    for tid, t in page:  # ascending ids
+                        if tid >= cursor:
+                            cursor = tid + 1
+                            last[hold.symbol] = tid
+                            fetched += 1
+                            self._emit(t)
+                    if len(page) < PAGE:
+                        if not hold.buffer or cursor >= hold.buffer[0][0]:
+                            break  # at the venue's present (nothing live yet), or met the live stream
+                        await asyncio.sleep(0.05)  # the venue's REST view lags its stream a moment
+        except TimeoutError:
+            why = f"not done within trade_gap_timeout_s = {self.cfg.trade_gap_timeout_s:g}"
+        except OmnidError as exc:
+            why = f"{type(exc).__name__}: {exc}"
+        finally:
+            hold.task = None
+            self.stats.recovered_trades += fetched
+        if self._holds.get((hold.kind, hold.symbol)) is not hold:
+            return  # replaced by a newer reconnect's catch-up
+        if why:
+            hold.why = why
+            if not hold.buffer:  # nothing live yet: the range ends before the next live trade
+                hold.lost_from = cursor
+                log.warning("binance feed: %s %s trades from id %d on not fetched (%s); the lost range "
+                            "ends before the next live trade", hold.symbol, _KIND_NAMES[hold.kind], cursor,
+                            why)
+                return
+            if hold.buffer[0][0] > cursor:
+                self._lost(hold, cursor, hold.buffer[0][0] - 1)
+        elif fetched and not hold.lost:
+            self.stats.trade_gaps_refetched += 1
+            log.info("binance feed: %s %d %s trades missed while disconnected fetched over REST",
+                     hold.symbol, fetched, _KIND_NAMES[hold.kind])
+        self._release(hold)
+
+    async def _trade_page(self, hold: _TradeCatchUp, from_id: int) -> list[tuple[int, Trade]]:
+        """One page from ``from_id`` on; a transient failure (5xx, timeout, 429/418) is tried again."""
+        fetch = self.rest.historical_trades if hold.kind == _TRADE else self.rest.agg_trades
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await fetch(hold.symbol, from_id, limit=PAGE, ts_init=self._wall_ns())
+            except TransientError as exc:
+                delay = exc.retry_after if isinstance(exc, RateLimitedError) else self.retry(attempt, exc)
+                left = hold.deadline - asyncio.get_running_loop().time()
+                if attempt >= _PAGE_ATTEMPTS or delay is None or delay >= left:
+                    raise
+                log.warning("binance feed: %s %s page from id %d failed (%s); retrying in %.2fs", hold.symbol,
+                            _KIND_NAMES[hold.kind], from_id, exc, delay)
+                await asyncio.sleep(delay)
+
+    def _release(self, hold: _TradeCatchUp) -> None:
+        """Live again: the held trades go out in order, minus ids already delivered."""
+        if self._holds.get((hold.kind, hold.symbol)) is hold:
+            del self._holds[(hold.kind, hold.symbol)]
+        last = self._last_ids[hold.kind]
+        held, hold.buffer = hold.buffer, []
+        for tid, t in held:
+            if tid > last.get(hold.symbol, -1):
+                last[hold.symbol] = tid
+                self._emit(t)
+
+    def _lost(self, hold: _TradeCatchUp, first: int, last: int, why: str = "") -> None:
+        """Trades ``first..last`` will never be delivered: say so loudly, once per range."""
+        hold.lost += 1
+        self.stats.trade_gaps_lost += 1
+        ranges = self.stats.lost_trade_ranges
+        ranges.append((hold.symbol, _KIND_NAMES[hold.kind], first, last))
+        del ranges[:-_LOST_KEPT]
+        log.warning("binance feed: TRADE GAP %s %s ids %d..%d (%d trades) lost after a reconnect: %s",
+                    hold.symbol, _KIND_NAMES[hold.kind], first, last, last - first + 1, why or hold.why)
 
 
 def _classify(stream: str) -> tuple[int, str]:
