@@ -19,11 +19,14 @@ What it guarantees (facts from binance-spot-api-docs web-socket-streams.md):
   with ``fromId`` = last + 1, 1000 a page, oldest first, while that symbol's live trades wait in a
   buffer; fetched ones go to ``on_event`` in id order, then the buffer, each id once (ids already
   delivered are dropped), until the fetch reaches the live stream or the venue's present. It is
-  bounded by ``trade_gap_max_pages`` and ``trade_gap_timeout_s``: when the gap is wider than the
-  pages allow, the oldest part is skipped; when the REST calls still fail after three tries (a 429/418
-  waits its ``Retry-After`` if the budget allows), or time runs out, live trades are released. Every
-  id range not delivered is logged as a warning naming the symbol and the ids, counted in
-  ``stats.trade_gaps_lost`` and listed in ``stats.lost_trade_ranges``; the feed never stops for it.
+  bounded by ``trade_gap_max_pages`` and ``trade_gap_timeout_s``: when live trades already show the
+  gap to be wider than the pages allow, its oldest part is skipped (features want the newest);
+  otherwise pages go oldest first until the cap. When the REST calls still fail after three tries (a
+  429/418 waits its ``Retry-After`` only if the budget allows), or time runs out, live trades are
+  released. Every id range not delivered is logged as a "TRADE GAP" warning naming the symbol and
+  the ids, counted in ``stats.trade_gaps_lost`` and listed in ``stats.lost_trade_ranges``; the feed
+  never stops for it. The last ids live in memory: a symbol with no trade yet, or trades missed
+  while omnid itself was down, are not recovered here.
 - A malformed message is counted per kind, logged once per kind, and skipped.
 """
 
