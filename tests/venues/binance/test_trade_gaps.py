@@ -129,7 +129,7 @@ async def test_gap_wider_than_the_cap_keeps_the_newest_and_names_the_rest(
     allowed, the newest 1000 missed trades are fetched and the older ones reported lost."""
     r = await start_feed(peer, session, trade_gap_max_pages=1)
     try:
-        peer.subscribe_reply_delay = 0.3  # the stream flows before the SUBSCRIBE answer
+        peer.subscribe_reply_delay = 0.6  # the stream flows before the SUBSCRIBE answer
         await live_then_drop(peer, r, missed=2500)  # ids 6 .. 2505
         await resubscribed(peer, r)
         for _ in range(3):
