@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -204,15 +205,25 @@ def test_bad_input_exits_2_before_changing_anything(
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
-def test_a_real_install_needs_root(tmp_path: Path) -> None:
-    r = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(SCRIPT), "--no-start"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert r.returncode == 2
+def test_a_real_install_needs_root() -> None:
+    # The unprivileged user must be able to read the script: a checkout (or pytest's tmp_path)
+    # under a 0700 directory is not, so it runs from a world-readable copy.
+    where = Path(tempfile.mkdtemp(prefix="omnid-install-"))
+    try:
+        where.chmod(0o755)
+        script = where / "install-service.sh"
+        shutil.copyfile(SCRIPT, script)
+        script.chmod(0o755)
+        r = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", str(script), "--no-start"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=where,
+        )
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    assert r.returncode == 2, r.stderr
     assert "install-service.sh: run as root (sudo), or stage into a directory with --root" in r.stderr
 
 
