@@ -90,7 +90,7 @@ def log_events(data_dir: Path) -> list[dict[str, Any]]:
 class Foreground:
     """``omnid run`` as a child process."""
 
-    def __init__(self, env: dict[str, str], config: Path = EXAMPLE) -> None:
+    def __init__(self, env: dict[str, str], config: Path = EXAMPLE, *, new_session: bool = False) -> None:
         self.proc = subprocess.Popen(
             [*OMNID, "run", "--config", str(config)],
             env=env,
@@ -98,6 +98,7 @@ class Foreground:
             stderr=subprocess.PIPE,
             text=True,
             cwd=ROOT,
+            start_new_session=new_session,  # a process group of its own, as a terminal gives it
         )
 
     def wait_ready(self, env: dict[str, str], config: Path = EXAMPLE) -> dict[str, Any]:
@@ -279,6 +280,28 @@ kind = "sma_cross"
 instruments = ["BTCUSDT.SIM"]
 params = { fast = 3, slow = 8, mode = "long_short", qty = 0.001 }
 """
+
+
+def test_ctrl_c_at_the_terminal_stops_cleanly_without_losing_the_sqlite_writer(data_dir: Path) -> None:
+    # A terminal's Ctrl-C sends SIGINT to the whole foreground process group: the daemon and any
+    # child it started. The SQLite writer child must not die with it before the final flush (it
+    # did: "sink sqlite is down ... the writer process died", then a spool and a replay).
+    env = _env(data_dir)
+    p = Foreground(env, new_session=True)
+    try:
+        p.wait_ready(env)
+        wait_for(lambda: status(env)["storage"]["written"].get("sqlite", 0) > 0, 30, "rows in SQLite")
+        os.killpg(p.proc.pid, signal.SIGINT)
+        assert p.proc.wait(20) == 0
+    finally:
+        if p.proc.poll() is None:
+            os.killpg(p.proc.pid, signal.SIGKILL)
+            p.proc.wait()
+    events = log_events(data_dir)
+    assert not [e for e in events if "is down" in str(e.get("event"))], "the writer died on Ctrl-C"
+    flushed = [e for e in events if e["event"] == "storage flushed"]
+    assert flushed and flushed[-1]["backlog"] == 0 and flushed[-1]["dropped"] == 0
+    assert flushed[-1]["written"]["sqlite"] == flushed[-1]["recorded"]
 
 
 def _sqlite_count(path: Path, table: str) -> int:

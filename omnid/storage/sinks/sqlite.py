@@ -61,6 +61,10 @@ class SqliteSink:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "omnid.storage.sinks.sqlite_writer", str(self.path), self.synchronous,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+                # Its own session: a Ctrl-C at the terminal signals the daemon's process group, and
+                # the writer must outlive it until the daemon has flushed and closed it (it exits on
+                # end of input, so it never outlives a daemon that dies).
+                start_new_session=True,
             )
         except OSError as exc:
             raise TransientError(f"sqlite: cannot start the writer process: {exc}") from exc
