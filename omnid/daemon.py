@@ -343,7 +343,8 @@ class Daemon:
 
         session = aiohttp.ClientSession()
         self._sessions.append(session)
-        return build_feed(self.cfg.binance, self.on_market_event, session=session)
+        return build_feed(self.cfg.binance, self.on_market_event, session=session,
+                          data_dir=Path(self.paths.data_dir), on_trade_gap=self.watcher.on_trade_gap)
 
     async def _bind_admin(self) -> None:
         sock = Path(self.paths.socket)
@@ -415,6 +416,7 @@ class Daemon:
             n += 1
             try:
                 self.watcher.check_feeds({f.name: f.status().last_age_s for f in self.feeds})
+                self.watcher.check_trade_gaps()
                 if self.core is not None:
                     pnl = self.core.pnl()
                     # The P&L day is the portfolio's: local to [omnid] timezone.

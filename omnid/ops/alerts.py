@@ -42,6 +42,52 @@ log = structlog.get_logger("omnid.alerts")
 
 TELEGRAM_MAX_TEXT = 4096
 
+#: Lost trade ranges alerted one by one per feed and window; more in the same window are summed up
+#: in one alert when it ends, so a flapping connection cannot flood the channels.
+TRADE_GAP_ALERTS_PER_WINDOW = 5
+TRADE_GAP_WINDOW_S = 600.0
+_TRADE_GAP_REASONS = {
+    "cap": "more than trade_gap_max_pages could fetch",
+    "timeout": "the fetch ran out of trade_gap_timeout_s",
+    "banned": "the venue rate-limited or banned the fetch (429/418)",
+    "rest_failed": "the REST fetch kept failing",
+    "bad_answer": "the venue's answer did not decode",
+}
+
+
+class LostTrades(Protocol):
+    """A trade id range a feed will never deliver (the Binance feed's ``TradeGap``)."""
+
+    @property
+    def feed(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def first_id(self) -> int: ...
+    @property
+    def last_id(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    @property
+    def cause(self) -> str: ...
+
+
+class _GapWindow:
+    """One feed's trade-gap alerts in the current window."""
+
+    __slots__ = ("sent", "start", "suppressed", "symbols", "trades")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.sent = 0
+        self.suppressed = 0
+        self.trades = 0
+        self.symbols: set[str] = set()
+
 
 class Alert(msgspec.Struct, kw_only=True):
     kind: str
@@ -303,9 +349,13 @@ class AlertWatcher:
     raises into its caller.
     """
 
-    def __init__(self, alerts: AlertManager, rules: AlertRules) -> None:
+    def __init__(self, alerts: AlertManager, rules: AlertRules, *,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.alerts = alerts
         self.rules = rules
+        self._monotonic = monotonic
+        self._gap_windows: dict[str, _GapWindow] = {}
+        self._gaps_seen: dict[tuple[str, str, str, int, int], None] = {}  # insertion-ordered, bounded
         self._levels: dict[str, list[float]] = {}
         self._last_px: dict[str, float] = {}
         self._silent: set[str] = set()
@@ -389,6 +439,60 @@ class AlertWatcher:
             elif not silent and name in self._silent:
                 self._silent.discard(name)
                 self.alerts.emit("feed_resumed", f"feed {name} is receiving again", feed=name)
+
+    def on_trade_gap(self, gap: LostTrades) -> None:
+        """A feed lost a trade range: one alert per range, at most TRADE_GAP_ALERTS_PER_WINDOW per
+        feed per window (the rest are summed up by :meth:`check_trade_gaps`); never raises."""
+        try:
+            key = (gap.feed, gap.symbol, gap.stream, gap.first_id, gap.last_id)
+            if key in self._gaps_seen:
+                return  # the same range told twice
+            self._gaps_seen[key] = None
+            if len(self._gaps_seen) > 1000:
+                del self._gaps_seen[next(iter(self._gaps_seen))]
+            now = self._monotonic()
+            w = self._gap_windows.get(gap.feed)
+            if w is None or now - w.start >= TRADE_GAP_WINDOW_S:
+                if w is not None:
+                    self._gap_summary(gap.feed, w)
+                w = self._gap_windows[gap.feed] = _GapWindow(now)
+            n = gap.last_id - gap.first_id + 1
+            if w.sent >= TRADE_GAP_ALERTS_PER_WINDOW:
+                w.suppressed += 1
+                w.trades += n
+                w.symbols.add(gap.symbol)
+                return
+            w.sent += 1
+            when = "while omnid was down" if gap.cause == "restart" else "after a reconnect"
+            why = _TRADE_GAP_REASONS.get(gap.reason, gap.reason or "not fetched")
+            self.alerts.emit(
+                "trade_gap",
+                f"TRADE GAP {gap.feed}: {gap.symbol} {gap.stream}s {gap.first_id}-{gap.last_id} "
+                f"({n:,} trades) missed {when} and not fetched: {why} ({gap.detail})",
+                feed=gap.feed, symbol=gap.symbol, stream=gap.stream, first_id=gap.first_id,
+                last_id=gap.last_id, trades=n, reason=gap.reason, cause=gap.cause,
+            )
+        except Exception:
+            log.exception("trade gap alert failed")
+
+    def check_trade_gaps(self) -> None:
+        """From the daemon's monitor: close windows that ended, summing up the ranges not alerted."""
+        now = self._monotonic()
+        for feed, w in list(self._gap_windows.items()):
+            if now - w.start >= TRADE_GAP_WINDOW_S:
+                del self._gap_windows[feed]
+                self._gap_summary(feed, w)
+
+    def _gap_summary(self, feed: str, w: _GapWindow) -> None:
+        if not w.suppressed:
+            return
+        self.alerts.emit(
+            "trade_gap",
+            f"TRADE GAP {feed}: {w.suppressed} more lost trade range(s) ({w.trades:,} trades; "
+            f"{', '.join(sorted(w.symbols))}) within {TRADE_GAP_WINDOW_S:.0f}s, not alerted one by one; "
+            "see omnid status and the log",
+            feed=feed, ranges=w.suppressed, trades=w.trades, symbols=sorted(w.symbols),
+        )
 
     def check_pnl(self, day: str, pnl: float) -> None:
         """Fire each daily P&L threshold at most once per ``day``."""

@@ -53,6 +53,13 @@ class FeedStatus(msgspec.Struct, kw_only=True):
     last_age_s: float | None = None
     reconnects: int = 0
     instruments: list[str] = msgspec.field(default_factory=list)
+    #: Trade id ranges the feed missed and could not fetch (each also logged and alerted); feeds that
+    #: cannot tell leave 0.
+    trade_gaps_lost: int = 0
+    #: Catch-ups (after a reconnect or a restart) that fetched every missed trade.
+    trade_gaps_refetched: int = 0
+    #: The latest lost ranges, most recent last, a few at most: "BTCUSDT trades 1001-1050".
+    lost_trade_ranges: list[str] = msgspec.field(default_factory=list)
 
 
 class AlertStatus(msgspec.Struct, kw_only=True):

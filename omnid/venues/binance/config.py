@@ -65,8 +65,19 @@ class BinanceConfig(Section):
     time_sync_interval_s: float = 300.0
     request_timeout_s: float = 10.0
     status_query_attempts: int = 5
+    #: After an unplanned reconnect (or a restart, see below), pages of 1000 trades fetched per
+    #: symbol over REST to fill the gap (0: fetch nothing, only report the lost id range).
     trade_gap_max_pages: int = 10
+    #: Seconds that fetch may take (live trades wait meanwhile); what is not fetched is reported lost.
     trade_gap_timeout_s: float = 10.0
+    #: On start, fetch the trades missed while omnid was down, from the last ids the previous run
+    #: delivered (kept in ``<data_dir>/binance_last_trade_ids.json``, written every few seconds
+    #: and on a clean stop), with the same pages, timeout and lost-range reports as a reconnect.
+    recover_on_start: bool = True
+    #: Skip that recovery when the last ids are older than this many seconds: a long downtime on a
+    #: busy symbol is far more than ``trade_gap_max_pages`` pages (historicalTrades costs weight 25
+    #: a page), so only the newest part could be fetched anyway.
+    recover_max_age_s: float = 900.0
     trading: bool = False
     api_key_env: str = "BINANCE_API_KEY"
     api_secret_env: str = "BINANCE_API_SECRET"
@@ -91,6 +102,8 @@ class BinanceConfig(Section):
             raise ValueError("recv_window_ms must be in (0, 60000]")
         if self.trade_gap_max_pages < 0 or self.trade_gap_timeout_s <= 0:
             raise ValueError("trade_gap_max_pages must be >= 0 and trade_gap_timeout_s > 0")
+        if not self.recover_max_age_s > 0:
+            raise ValueError("recover_max_age_s must be > 0")
 
     @property
     def urls(self) -> tuple[str, str, str]:

@@ -24,9 +24,14 @@ What it guarantees (facts from binance-spot-api-docs web-socket-streams.md):
   otherwise pages go oldest first until the cap. When the REST calls still fail after three tries (a
   429/418 waits its ``Retry-After`` only if the budget allows), or time runs out, live trades are
   released. Every id range not delivered is logged as a "TRADE GAP" warning naming the symbol and
-  the ids, counted in ``stats.trade_gaps_lost`` and listed in ``stats.lost_trade_ranges``; the feed
-  never stops for it. The last ids live in memory: a symbol with no trade yet, or trades missed
-  while omnid itself was down, are not recovered here.
+  the ids, counted in ``stats.trade_gaps_lost`` and listed in ``stats.lost_trade_ranges`` (and in
+  :meth:`BinanceFeed.status`, so ``omnid status`` shows it), and handed to ``on_trade_gap`` (the
+  daemon raises an alert); the feed never stops for it.
+- Trades missed while omnid was down: with a ``last_ids`` file (:mod:`.lastids`) and
+  ``recover_on_start``, the first connection catches up from the last ids the previous run
+  delivered, exactly as after a reconnect, unless they are older than ``recover_max_age_s``. The
+  file is written every few seconds (in a worker thread) and on :meth:`stop`, never per trade. A
+  symbol with no trade yet is not recovered.
 - A malformed message is counted per kind, logged once per kind, and skipped.
 """
 
@@ -37,15 +42,16 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgspec
 
-from omnid.errors import FatalError, OmnidError, RateLimitedError, TransientError
+from omnid.errors import DataError, FatalError, OmnidError, RateLimitedError, TransientError
 from omnid.model import Bar, BookDelta, MarketEvent, Trade
 from omnid.ops.protocol import FeedStatus
-from omnid.venues.binance import wire
+from omnid.venues.binance import lastids, wire
 from omnid.venues.binance.book import DiffResult, LocalBook, SnapshotResult, SyncState
 from omnid.venues.binance.config import BinanceConfig
 from omnid.venues.binance.rest import BinanceRest
@@ -69,6 +75,29 @@ def backoff_policy(
         return base * (0.5 + 0.5 * rng())
 
     return policy
+
+
+class TradeGap(msgspec.Struct, frozen=True, kw_only=True):
+    """Trades ``first_id..last_id`` of ``symbol``'s ``stream`` that will never be delivered.
+
+    ``reason`` is one of ``cap`` (trade_gap_max_pages), ``timeout`` (trade_gap_timeout_s),
+    ``banned`` (429/418), ``rest_failed`` (still failing after retries), ``bad_answer`` (a page that
+    did not decode); ``detail`` says it in words. ``cause`` is ``reconnect`` or ``restart`` (missed
+    while omnid was down)."""
+
+    feed: str
+    symbol: str
+    stream: str
+    first_id: int
+    last_id: int
+    reason: str
+    detail: str
+    cause: str
+
+    @property
+    def text(self) -> str:
+        """``"BTCUSDT trades 1001-1050"`` (``aggTrades`` for aggregate ids)."""
+        return f"{self.symbol} {self.stream}s {self.first_id}-{self.last_id}"
 
 
 class FeedStats:
@@ -107,23 +136,29 @@ _KIND_NAMES = {_TRADE: "trade", _AGG: "aggTrade"}
 PAGE = 1000  # historicalTrades / aggTrades: limit max 1000
 _PAGE_ATTEMPTS = 3  # tries per REST page before the range is reported lost
 _LOST_KEPT = 100  # lost ranges kept in the stats
+_LOST_SHOWN = 10  # of which status() shows the latest
+_SAVE_EVERY_S = 5.0  # last-trade-id file: how often it is rewritten (when an id changed)
+_REFRESH_EVERY_S = 60.0  # ... and when none did but the feed is live, to keep its saved_ns fresh
 
 
 class _TradeCatchUp:
     """One symbol's trades after an unplanned reconnect: live ones wait in ``buffer`` while those
     missed meanwhile are fetched; then both go out in id order, each id once."""
 
-    __slots__ = ("buffer", "deadline", "kind", "lost", "lost_from", "pages", "symbol", "task", "why")
+    __slots__ = ("buffer", "cause", "deadline", "kind", "lost", "lost_from", "pages", "reason", "symbol",
+                 "task", "why")
 
-    def __init__(self, kind: int, symbol: str, deadline: float) -> None:
+    def __init__(self, kind: int, symbol: str, deadline: float, cause: str) -> None:
         self.kind = kind
         self.symbol = symbol
         self.deadline = deadline  # loop time by which live trades flow again
+        self.cause = cause  # "reconnect" | "restart"
         self.buffer: list[tuple[int, Trade]] = []
         self.pages = 0
         self.lost = 0
         self.lost_from = 0  # gave up before a live trade came: ids from here to the first live one are lost
         self.why = ""
+        self.reason = ""  # TradeGap.reason for lost_from
         self.task: asyncio.Task[None] | None = None
 
 
@@ -160,9 +195,18 @@ class BinanceFeed:
         rest: BinanceRest,
         retry: RetryPolicy | None = None,
         wall_ns: Callable[[], int] = time.time_ns,
+        last_ids: Path | None = None,
+        on_trade_gap: Callable[[TradeGap], None] | None = None,
     ) -> None:
+        """``last_ids``: the file that carries the last delivered trade ids across restarts (None:
+        they live in memory only); ``on_trade_gap``: told of each lost id range, must not block."""
         self.cfg = cfg
         self.on_event = on_event
+        self.on_trade_gap = on_trade_gap
+        self.last_ids_file = lastids.LastIdsFile(last_ids, cfg.urls[0]) if last_ids is not None else None
+        self._live_ns = 0  # wall time the ids were last known newest (subscribed, nothing held)
+        self._saved_ids: tuple[dict[str, int], dict[str, int]] = ({}, {})
+        self._saved_at = 0.0  # monotonic time of the last write
         self._session = session
         self.rest = rest
         self.retry = retry or backoff_policy(cfg.reconnect_initial_s, cfg.reconnect_max_s,
@@ -207,6 +251,9 @@ class BinanceFeed:
         """Connect, stream, reconnect; returns after :meth:`stop`, raises when the policy gives up."""
         attempt = 0
         first = True
+        restart = self._load_last_ids()
+        if self.last_ids_file is not None:
+            self._spawn(self._save_loop())
         while not self._is_stopping():
             error: BaseException | None = None
             reason = ""
@@ -221,7 +268,8 @@ class BinanceFeed:
                             raise  # run() itself is being cancelled
                         reason = "stopped"  # stop() cancelled a replacement still connecting
                 else:
-                    reason = await self._connection(catch_up=not first)
+                    reason = await self._connection(catch_up=not first or restart,
+                                                    cause="reconnect" if not first else "restart")
                 first = False
             except (aiohttp.ClientError, OSError, TimeoutError, OmnidError) as exc:
                 error = exc
@@ -257,8 +305,10 @@ class BinanceFeed:
 
     def stop(self) -> None:
         """Ask :meth:`run` to return (closes the sockets; never blocks)."""
+        live = self._is_live()
         self._stopping = True
         self.state = "stopped"
+        self._save_last_ids(live, in_thread=False)
         self._cancel_snapshots()
         for t in list(self._tasks):
             t.cancel()
@@ -281,14 +331,77 @@ class BinanceFeed:
             last_age_s=now - self._last_rx if self._last_rx else None,
             reconnects=max(self.stats.connections - 1, 0),
             instruments=[wire.instrument_id(s) for s in self.symbols],
+            trade_gaps_lost=self.stats.trade_gaps_lost,
+            trade_gaps_refetched=self.stats.trade_gaps_refetched,
+            lost_trade_ranges=[f"{s} {k}s {a}-{b}"
+                               for s, k, a, b in self.stats.lost_trade_ranges[-_LOST_SHOWN:]],
         )
+
+    # ---------------------------------------------------------------------------------------------
+    # Last ids across restarts
+
+    def _load_last_ids(self) -> bool:
+        """Seed the last ids from the previous run's file; True when there is something to fetch."""
+        f = self.last_ids_file
+        if f is None or not self.cfg.recover_on_start:
+            return False
+        got = lastids.load(f.path, source=f.source, now_ns=self._wall_ns(),
+                           max_age_s=self.cfg.recover_max_age_s)
+        if got is None:
+            return False
+        streams = set(self.cfg.streams)
+        seeded = 0
+        for kind, name, table in ((_TRADE, "trade", got.trade), (_AGG, "aggTrade", got.aggTrade)):
+            if name not in streams:
+                continue
+            for symbol, tid in table.items():
+                if symbol in self.symbols:
+                    self._last_ids[kind][symbol] = tid
+                    seeded += 1
+        self._saved_ids = (dict(self._last_trade_ids), dict(self._last_agg_ids))
+        self._live_ns = got.saved_ns
+        if seeded:
+            log.info("binance feed: fetching trades missed while omnid was down (%.0fs ago) for %d stream(s) "
+                     "from %s", (self._wall_ns() - got.saved_ns) / 1e9, seeded, f.path)
+        return seeded > 0
+
+    def _is_live(self) -> bool:
+        """Are the last ids the newest the venue has, as far as the feed can know?"""
+        return self.state == "connected" and self.subscribed.is_set() and not self._holds
+
+    def _save_last_ids(self, live: bool, *, in_thread: bool) -> None:
+        """Write the ids if they changed (or the feed was live since); never raises."""
+        f = self.last_ids_file
+        if f is None:
+            return
+        if live:
+            self._live_ns = self._wall_ns()
+        ids = (self._last_trade_ids, self._last_agg_ids)
+        if not self._live_ns or not (ids[0] or ids[1]):
+            return  # nothing known yet: keep what the previous run wrote
+        now = time.monotonic()
+        if ids == self._saved_ids and ((in_thread and now - self._saved_at < _REFRESH_EVERY_S) or not live):
+            return  # unchanged: only refresh saved_ns now and then, and always on stop when live
+        seq, body = f.snapshot(ids[0], ids[1], self._live_ns)
+        self._saved_ids = (dict(ids[0]), dict(ids[1]))
+        self._saved_at = now
+        if in_thread:
+            self._spawn(asyncio.to_thread(f.write, seq, body))
+        else:
+            f.write(seq, body)
+
+    async def _save_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_SAVE_EVERY_S)
+            self._save_last_ids(self._is_live(), in_thread=True)
 
     def _cancel_snapshots(self) -> None:
         for t in self._snapshot_tasks.values():
             t.cancel()
         self._snapshot_tasks.clear()
 
-    async def _connection(self, *, catch_up: bool, predecessor: _Conn | None = None) -> str:
+    async def _connection(self, *, catch_up: bool, cause: str = "reconnect", predecessor: _Conn | None = None
+                          ) -> str:
         """One connection's life; returns why it ended ("" if it never got going).
 
         With a ``predecessor`` this is a planned replacement: it subscribes while the old socket
@@ -311,7 +424,7 @@ class BinanceFeed:
                                                    "id": self._req_id}).decode())
             if catch_up:
                 self._spawn(self._recover_bars())
-                self._hold_trades()
+                self._hold_trades(cause)
             # Silence and age are watched by a timer, not a receive timeout: aiohttp answers the
             # server's pings inside receive() and restarts its timeout on each, so a stream whose
             # data stopped while pings still flow would never time out.
@@ -600,9 +713,9 @@ class BinanceFeed:
     # ---------------------------------------------------------------------------------------------
     # Trades missed while disconnected
 
-    def _hold_trades(self) -> None:
-        """After an unplanned reconnect: hold each known symbol's live trades until the missed ones
-        are fetched (a catch-up still running from an earlier socket starts over)."""
+    def _hold_trades(self, cause: str) -> None:
+        """After an unplanned reconnect or a restart: hold each known symbol's live trades until the
+        missed ones are fetched (a catch-up still running from an earlier socket starts over)."""
         for old in self._holds.values():
             if old.task is not None:
                 old.task.cancel()
@@ -611,9 +724,10 @@ class BinanceFeed:
         deadline = loop.time() + self.cfg.trade_gap_timeout_s
         for kind in (_TRADE, _AGG):
             for symbol, last in self._last_ids[kind].items():
-                hold = self._holds[(kind, symbol)] = _TradeCatchUp(kind, symbol, deadline)
+                hold = self._holds[(kind, symbol)] = _TradeCatchUp(kind, symbol, deadline, cause)
                 if self.cfg.trade_gap_max_pages <= 0:
                     hold.lost_from, hold.why = last + 1, "trade_gap_max_pages = 0 (no fetching)"
+                    hold.reason = "cap"
                     continue
                 task = hold.task = loop.create_task(self._catch_up(hold))
                 self._tasks.add(task)
@@ -625,7 +739,7 @@ class BinanceFeed:
         cursor = last[hold.symbol] + 1
         max_pages = self.cfg.trade_gap_max_pages
         fetched = 0
-        why = ""
+        why = reason = ""
         try:
             async with asyncio.timeout_at(hold.deadline):
                 # Fetch only once subscribed: then every trade after the REST answer is on the socket.
@@ -633,14 +747,21 @@ class BinanceFeed:
                 while True:
                     live = hold.buffer[0][0] if hold.buffer else None
                     if live is not None and cursor >= live:
+                        if live < cursor and not fetched:  # cannot be: nothing delivered comes again live
+                            log.warning("binance feed: %s %s live id %d is below the last delivered id %d: "
+                                        "the venue's ids started over (or the saved ids are another "
+                                        "venue's); following the live stream", hold.symbol,
+                                        _KIND_NAMES[hold.kind], live, cursor - 1)
+                            last[hold.symbol] = live - 1
                         break  # met the live stream
                     room = (max_pages - hold.pages) * PAGE
                     if live is not None and live - cursor > room:
                         self._lost(hold, cursor, live - room - 1,
-                                   f"wider than trade_gap_max_pages = {max_pages}")
+                                   f"wider than trade_gap_max_pages = {max_pages}", "cap")
                         cursor = live - room
                     if room <= 0:
                         why = f"trade_gap_max_pages = {max_pages} used up before the live stream was reached"
+                        reason = "cap"
                         break
                     page = await self._trade_page(hold, cursor)
                     hold.pages += 1
@@ -656,15 +777,18 @@ class BinanceFeed:
                         await asyncio.sleep(0.05)  # the venue's REST view lags its stream a moment
         except TimeoutError:
             why = f"not done within trade_gap_timeout_s = {self.cfg.trade_gap_timeout_s:g}"
+            reason = "timeout"
         except OmnidError as exc:
             why = f"{type(exc).__name__}: {exc}"
+            reason = ("banned" if isinstance(exc, RateLimitedError)
+                      else "bad_answer" if isinstance(exc, DataError) else "rest_failed")
         finally:
             hold.task = None
             self.stats.recovered_trades += fetched
         if self._holds.get((hold.kind, hold.symbol)) is not hold:
             return  # replaced by a newer reconnect's catch-up
         if why:
-            hold.why = why
+            hold.why, hold.reason = why, reason
             if not hold.buffer:  # nothing live yet: the range ends before the next live trade
                 hold.lost_from = cursor
                 log.warning("binance feed: %s %s trades from id %d on not fetched (%s); the lost range "
@@ -675,8 +799,8 @@ class BinanceFeed:
                 self._lost(hold, cursor, hold.buffer[0][0] - 1)
         elif fetched and not hold.lost:
             self.stats.trade_gaps_refetched += 1
-            log.info("binance feed: %s %d %s trades missed while disconnected fetched over REST",
-                     hold.symbol, fetched, _KIND_NAMES[hold.kind])
+            log.info("binance feed: %s %d %s trades missed while %s fetched over REST", hold.symbol, fetched,
+                     _KIND_NAMES[hold.kind], "omnid was down" if hold.cause == "restart" else "disconnected")
         self._release(hold)
 
     async def _trade_page(self, hold: _TradeCatchUp, from_id: int) -> list[tuple[int, Trade]]:
@@ -707,15 +831,25 @@ class BinanceFeed:
                 last[hold.symbol] = tid
                 self._emit(t)
 
-    def _lost(self, hold: _TradeCatchUp, first: int, last: int, why: str = "") -> None:
+    def _lost(self, hold: _TradeCatchUp, first: int, last: int, why: str = "", reason: str = "") -> None:
         """Trades ``first..last`` will never be delivered: say so loudly, once per range."""
         hold.lost += 1
         self.stats.trade_gaps_lost += 1
+        kind = _KIND_NAMES[hold.kind]
         ranges = self.stats.lost_trade_ranges
-        ranges.append((hold.symbol, _KIND_NAMES[hold.kind], first, last))
+        ranges.append((hold.symbol, kind, first, last))
         del ranges[:-_LOST_KEPT]
-        log.warning("binance feed: TRADE GAP %s %s ids %d..%d (%d trades) lost after a reconnect: %s",
-                    hold.symbol, _KIND_NAMES[hold.kind], first, last, last - first + 1, why or hold.why)
+        why = why or hold.why
+        when = "while omnid was down" if hold.cause == "restart" else "after a reconnect"
+        log.warning("binance feed: TRADE GAP %s %s ids %d..%d (%d trades) lost %s: %s",
+                    hold.symbol, kind, first, last, last - first + 1, when, why)
+        if self.on_trade_gap is not None:
+            gap = TradeGap(feed=self.name, symbol=hold.symbol, stream=kind, first_id=first, last_id=last,
+                           reason=reason or hold.reason, detail=why, cause=hold.cause)
+            try:
+                self.on_trade_gap(gap)
+            except Exception:  # the alert path's problem must not cost the feed its trades
+                log.exception("binance feed: on_trade_gap raised; the gap is still counted and logged")
 
 
 def _classify(stream: str) -> tuple[int, str]:

@@ -18,7 +18,8 @@ import aiohttp
 from omnid.model import MarketEvent
 from omnid.venues.binance.broker import BinanceBroker
 from omnid.venues.binance.config import BinanceConfig, Credentials, load_credentials
-from omnid.venues.binance.feed import BinanceFeed, backoff_policy
+from omnid.venues.binance.feed import BinanceFeed, TradeGap, backoff_policy
+from omnid.venues.binance.lastids import FILE_NAME
 from omnid.venues.binance.rest import BinanceRest
 
 
@@ -30,10 +31,15 @@ def build_rest(cfg: BinanceConfig, session: aiohttp.ClientSession, credentials: 
 
 
 def build_feed(cfg: BinanceConfig, on_event: Callable[[MarketEvent], None], *,
-               session: aiohttp.ClientSession) -> BinanceFeed:
+               session: aiohttp.ClientSession, data_dir: Path | None = None,
+               on_trade_gap: Callable[[TradeGap], None] | None = None) -> BinanceFeed:
+    """The market-data feed; with ``data_dir`` its last trade ids outlive a restart (see
+    :mod:`omnid.venues.binance.lastids`), and ``on_trade_gap`` hears of every lost id range."""
     retry = backoff_policy(cfg.reconnect_initial_s, cfg.reconnect_max_s,
                            max_attempts=cfg.reconnect_max_attempts)
-    return BinanceFeed(cfg, on_event, session=session, rest=build_rest(cfg, session), retry=retry)
+    last_ids = data_dir / FILE_NAME if data_dir is not None else None
+    return BinanceFeed(cfg, on_event, session=session, rest=build_rest(cfg, session), retry=retry,
+                       last_ids=last_ids, on_trade_gap=on_trade_gap)
 
 
 def build_broker(
