@@ -38,6 +38,7 @@ What it guarantees (facts from binance-spot-api-docs web-socket-streams.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -221,6 +222,7 @@ class BinanceFeed:
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._logged: set[str] = set()
         self._req_id = 0
         self.stats = FeedStats()
@@ -295,7 +297,8 @@ class BinanceFeed:
                 log.error("binance feed: giving up after %d attempts", attempt)
                 raise self.failed
             self.state = "reconnecting"
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):  # stop() ends the wait
+                await asyncio.wait_for(self._stopped.wait(), delay)
 
     def _is_stopping(self) -> bool:
         return self._stopping  # a method, so the loop re-reads it after each await
@@ -307,6 +310,7 @@ class BinanceFeed:
         """Ask :meth:`run` to return (closes the sockets; never blocks)."""
         live = self._is_live()
         self._stopping = True
+        self._stopped.set()
         self.state = "stopped"
         self._save_last_ids(live, in_thread=False)
         self._cancel_snapshots()
@@ -736,7 +740,7 @@ class BinanceFeed:
     async def _catch_up(self, hold: _TradeCatchUp) -> None:
         """Fetch ``hold.symbol``'s trades from the last delivered id on, deliver them, then its live ones."""
         last = self._last_ids[hold.kind]
-        cursor = last[hold.symbol] + 1
+        cursor = start = last[hold.symbol] + 1
         max_pages = self.cfg.trade_gap_max_pages
         fetched = 0
         why = reason = ""
@@ -747,12 +751,6 @@ class BinanceFeed:
                 while True:
                     live = hold.buffer[0][0] if hold.buffer else None
                     if live is not None and cursor >= live:
-                        if live < cursor and not fetched:  # cannot be: nothing delivered comes again live
-                            log.warning("binance feed: %s %s live id %d is below the last delivered id %d: "
-                                        "the venue's ids started over (or the saved ids are another "
-                                        "venue's); following the live stream", hold.symbol,
-                                        _KIND_NAMES[hold.kind], live, cursor - 1)
-                            last[hold.symbol] = live - 1
                         break  # met the live stream
                     room = (max_pages - hold.pages) * PAGE
                     if live is not None and live - cursor > room:
@@ -787,6 +785,12 @@ class BinanceFeed:
             self.stats.recovered_trades += fetched
         if self._holds.get((hold.kind, hold.symbol)) is not hold:
             return  # replaced by a newer reconnect's catch-up
+        if hold.buffer and hold.buffer[0][0] < start:  # a new subscription never repeats a delivered trade
+            log.warning("binance feed: %s %s live id %d is below the last delivered id %d: the venue's ids "
+                        "started over (or the saved ids were another venue's); following the live stream",
+                        hold.symbol, _KIND_NAMES[hold.kind], hold.buffer[0][0], start - 1)
+            last[hold.symbol] = hold.buffer[0][0] - 1
+            why = ""
         if why:
             hold.why, hold.reason = why, reason
             if not hold.buffer:  # nothing live yet: the range ends before the next live trade
