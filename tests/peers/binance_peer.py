@@ -25,6 +25,13 @@ Where each message comes from (binance-spot-api-docs, as of 2026):
   ``a`` (with ``f``/``l``, the first and last trade ids it aggregates). Ids count up per symbol, so
   every trade here gets the symbol's next id whether or not a client is connected: what happens
   while a client is away is only in the REST history, as on Binance.
+- What omnid's trade-gap recovery (after a reconnect, and on start from the ids saved by the previous
+  run) relies on, from the same docs: ``fromId`` is inclusive on both historicalTrades and aggTrades,
+  answers are oldest first and at most 1000 rows, so paging from the last delivered id + 1 returns
+  every later trade once; historicalTrades takes no time filter (only ids), so how far back a
+  restart can reach is bounded by pages (weight 25 each), hence ``recover_max_age_s``; a stream
+  subscription carries only trades made after it (no replay), so a live id at or below the last
+  delivered one means the venue's ids started over, never a repeat.
 - rest-api/trading-endpoints.md: ``POST /api/v3/order`` (newOrderRespType RESULT answer),
   ``DELETE /api/v3/order``, ``GET /api/v3/order`` by ``origClientOrderId``, ``GET /api/v3/openOrders``;
   account-endpoints.md: ``GET /api/v3/account`` ``balances[{asset, free, locked}]``.

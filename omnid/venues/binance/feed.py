@@ -31,7 +31,8 @@ What it guarantees (facts from binance-spot-api-docs web-socket-streams.md):
   ``recover_on_start``, the first connection catches up from the last ids the previous run
   delivered, exactly as after a reconnect, unless they are older than ``recover_max_age_s``. The
   file is written every few seconds (in a worker thread) and on :meth:`stop`, never per trade. A
-  symbol with no trade yet is not recovered.
+  symbol with no trade yet is not recovered. A live id below the last delivered one (a reset test
+  network) is logged and followed, so held live trades are never dropped as repeats.
 - A malformed message is counted per kind, logged once per kind, and skipped.
 """
 
