@@ -44,7 +44,7 @@ def build_sinks(cfg: StorageConfig, data_dir: Path, *, catalog: Catalog | None =
             sinks[name] = PostgresProcessSink(pg.dsn, schema_prefix=pg.schema_prefix,
                                               migrate_on_start=pg.migrate_on_start, timeout_s=pg.timeout_s,
                                               partitions_ahead_days=pg.partitions_ahead_days,
-                                              slice_s=slice_s)
+                                              slice_s=slice_s, ledger_keep_s=pg.ledger_keep_hours * 3600)
         elif name == "postgres":
             from omnid.storage.sinks.postgres import PostgresSink
 

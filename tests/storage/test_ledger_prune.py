@@ -1,7 +1,7 @@
 """Retention of the PostgreSQL batch ledger (md.written_batches) against the real server: old
 flusher ids are pruned in chunks, recent ones and file imports' ids stay, replays within the
 retention stay exactly once, nothing is pruned while the spool holds batches, and a failed prune is
-recorded while writes go on."""
+recorded while writes go on. For both writers: the loop's and the writer process's."""
 
 from __future__ import annotations
 
@@ -17,12 +17,28 @@ from omnid.storage.catalog import Catalog
 from omnid.storage.flusher import Flusher, SinkWorker
 from omnid.storage.recorder import BatchRecorder
 from omnid.storage.sinks.base import Batch, make_units
+from omnid.storage.sinks.pg_process import PostgresProcessSink
 from omnid.storage.sinks.postgres import PostgresSink
 from omnid.storage.spool import Spool
 
 from tests.storage.conftest import PG_DSN, trades
 
 pytestmark = pytest.mark.postgres
+
+PgSink = PostgresSink | PostgresProcessSink
+#: `writer` in [storage.postgres]: every test that takes `writer` runs against both sinks.
+WRITERS = ["loop", "process"]
+
+
+@pytest.fixture(params=WRITERS)
+def writer(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def new_sink(writer: str, prefix: str, cat: Catalog, **kw: float) -> PgSink:
+    if writer == "loop":
+        return PostgresSink(PG_DSN, schema_prefix=prefix, catalog=cat, **kw)  # type: ignore[arg-type]
+    return PostgresProcessSink(PG_DSN, schema_prefix=prefix, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -52,8 +68,8 @@ def run_id(tmp_path: Path) -> str:
     return Flusher(BatchRecorder(Catalog()), {}, default_sink="none", spool_dir=tmp_path).run_id
 
 
-async def started(prefix: str, cat: Catalog, **kw: float) -> PostgresSink:
-    sink = PostgresSink(PG_DSN, schema_prefix=prefix, catalog=cat, **kw)  # type: ignore[arg-type]
+async def started(prefix: str, cat: Catalog, writer: str = "loop", **kw: float) -> PgSink:
+    sink = new_sink(writer, prefix, cat, **kw)
     await sink.start(cat.tables())
     return sink
 
@@ -80,9 +96,9 @@ async def prune_waiting(admin: asyncpg.Connection, prefix: str) -> int:
 
 
 async def test_old_flusher_ids_are_pruned_in_chunks_and_the_rest_stays(
-        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection) -> None:
+        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection, writer: str) -> None:
     cat = Catalog()
-    sink = await started(pg_prefix, cat, ledger_keep_s=24 * 3600, prune_chunk=3)
+    sink = await started(pg_prefix, cat, writer, ledger_keep_s=24 * 3600, prune_chunk=3)
     try:
         rid = run_id(tmp_path)
         old = [u for u, _ in make_units(f"{rid}:0", 7000)] + ["spool:" + "ab" * 16, "spool:" + "cd" * 16]
@@ -117,10 +133,10 @@ async def test_chunks_use_the_partial_index(pg_prefix: str, admin: asyncpg.Conne
 
 
 async def test_replay_within_retention_is_still_stored_once(
-        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection) -> None:
+        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection, writer: str) -> None:
     cat = Catalog()
     spec = cat.table("md.trades")
-    sink = await started(pg_prefix, cat, ledger_keep_s=3600)
+    sink = await started(pg_prefix, cat, writer, ledger_keep_s=3600)
     sink.watch_spool(lambda: False)
     try:
         rows = trades(2500)
@@ -136,11 +152,11 @@ async def test_replay_within_retention_is_still_stored_once(
 
 
 async def test_nothing_is_pruned_while_the_spool_holds_batches(
-        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection) -> None:
+        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection, writer: str) -> None:
     """The flusher's worker tells the sink its spool is waiting: a month-old id stays until the
     spool is empty again."""
     cat = Catalog()
-    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat, ledger_keep_s=3600)
+    sink = new_sink(writer, pg_prefix, cat, ledger_keep_s=3600)
     spool = Spool(tmp_path / "postgres.spool")
     spool.append("md.trades", [("x",)], "u:1")
     worker = SinkWorker(sink, spool, cat, slice_s=0.001, max_queued_rows=10)  # binds watch_spool
@@ -163,7 +179,7 @@ async def test_nothing_is_pruned_while_the_spool_holds_batches(
 
 
 async def test_a_month_old_spool_replays_once_then_the_ledger_is_pruned(
-        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection) -> None:
+        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection, writer: str) -> None:
     """A spool left by a run a month ago holds units whose write had committed before the crash
     (their ledger rows are a month old): the daemon starts with pruning scheduled at once, yet
     every row is stored once; the old ids go only after the spool has been replayed."""
@@ -179,14 +195,13 @@ async def test_a_month_old_spool_replays_once_then_the_ledger_is_pruned(
     for uid, a, b in Batch(spec, rows, units=units).unit_slices():
         sp.append(spec.full_name, [spec.row(t) for t in rows[a:b]], uid)
     sp.close()
-    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat, ledger_keep_s=3600,
-                        prune_every_s=0.02)
+    sink = new_sink(writer, pg_prefix, cat, ledger_keep_s=3600, prune_every_s=0.02)
     fl = Flusher(BatchRecorder(cat), {"postgres": sink}, default_sink="postgres", spool_dir=tmp_path,
                  catalog=cat, flush_ms=10, retry_s=0.05)
     await fl.start()
     try:
         await fl.flush(timeout_s=30)
-        await until(lambda: sink.ledger_pruned >= len(units))
+        await until(lambda: sink.pruner.pruned >= len(units))
         assert sink.units_skipped == len(units)
         assert await admin.fetchval(f'SELECT count(*) FROM "{pg_prefix}md".trades') == 3000
         assert await ids_in(admin, pg_prefix) == set()
@@ -196,20 +211,20 @@ async def test_a_month_old_spool_replays_once_then_the_ledger_is_pruned(
 
 
 async def test_failed_prunes_are_recorded_and_writes_go_on(
-        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection) -> None:
+        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection, writer: str) -> None:
     """The prune connection killed, a statement timing out behind a lock, the ledger dropped:
     each is counted with its error, never reaches a write, and the next pass succeeds."""
     cat = Catalog()
     spec = cat.table("md.trades")
-    sink = await started(pg_prefix, cat, ledger_keep_s=3600)
+    sink = await started(pg_prefix, cat, writer, ledger_keep_s=3600)
     sink.watch_spool(lambda: False)
     rid = run_id(tmp_path)
     try:
         assert await sink.prune_ledger() == 0
-        assert sink._prune_conn is not None  # an idle prune connection killed is made again
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", sink._prune_conn.get_server_pid())
+        assert sink.pruner._conn is not None  # an idle prune connection killed is made again
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", sink.pruner._conn.get_server_pid())
         await add_ids(admin, pg_prefix, ["a" * 16 + ":0:0"], age_h=2)
-        await until(lambda: sink._prune_conn is None or sink._prune_conn.is_closed())
+        await until(lambda: sink.pruner._conn is None or sink.pruner._conn.is_closed())
         assert await sink.prune_ledger() == 1 and sink.ledger_stats()["failures"] == 0
 
         await add_ids(admin, pg_prefix, ["b" * 16 + ":0:0"], age_h=2)
@@ -225,14 +240,14 @@ async def test_failed_prunes_are_recorded_and_writes_go_on(
         assert await sink.prune_ledger() == 1  # a fresh connection
         assert sink.ledger_stats()["last_error"] == ""
 
-        sink.timeout_s = 0.3  # a chunk stuck behind a lock times out
+        sink.pruner.timeout_s = 0.3  # a chunk stuck behind a lock times out
         await add_ids(admin, pg_prefix, ["c" * 16 + ":0:0"], age_h=2)
         async with admin.transaction():
             await admin.execute(f"LOCK TABLE {ledger(pg_prefix)} IN ACCESS EXCLUSIVE MODE")
             assert await sink.prune_ledger() == 0
         assert sink.ledger_stats()["failures"] == 2
         assert sink.ledger_stats()["last_error"] == "TimeoutError: no answer within 0.3 s"
-        sink.timeout_s = 10.0
+        sink.pruner.timeout_s = 10.0
 
         await admin.execute(f"DROP TABLE {ledger(pg_prefix)}")
         assert await sink.prune_ledger() == 0
@@ -247,11 +262,10 @@ async def test_failed_prunes_are_recorded_and_writes_go_on(
 
 
 async def test_scheduled_pruning_survives_a_killed_connection_while_the_flusher_writes(
-        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection) -> None:
+        tmp_path: Path, pg_prefix: str, admin: asyncpg.Connection, writer: str) -> None:
     cat = Catalog()
     rec = BatchRecorder(cat, flush_rows=100)
-    sink = PostgresSink(PG_DSN, schema_prefix=pg_prefix, catalog=cat, ledger_keep_s=3600,
-                        prune_every_s=0.02)
+    sink = new_sink(writer, pg_prefix, cat, ledger_keep_s=3600, prune_every_s=0.02)
     fl = Flusher(rec, {"postgres": sink}, default_sink="postgres", spool_dir=tmp_path / "spool",
                  catalog=cat, flush_ms=10, retry_s=0.05)
     worker = fl.workers["postgres"]
@@ -259,7 +273,7 @@ async def test_scheduled_pruning_survives_a_killed_connection_while_the_flusher_
     sink.watch_spool(lambda: paused[0] or worker.spool_pending())
     await fl.start()
     try:
-        await until(lambda: sink.ledger_prunes >= 1)  # the pass at start
+        await until(lambda: sink.pruner.passes >= 1)  # the pass at start
         paused[0] = True
         old = "d" * 16 + ":0:0"
         await add_ids(admin, pg_prefix, [old], age_h=2)
@@ -271,12 +285,12 @@ async def test_scheduled_pruning_survives_a_killed_connection_while_the_flusher_
                 rec.record(t)
             await fl.flush(timeout_s=30)  # ... while the flusher writes on ...
             assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)  # ... and is killed
-            await until(lambda: sink.ledger_prune_failures == 1)
-        passes = sink.ledger_prunes
+            await until(lambda: sink.pruner.failures == 1)
+        passes = sink.pruner.passes
         for t in trades(500):
             rec.record(t)
         await fl.flush(timeout_s=30)
-        await until(lambda: sink.ledger_prunes > passes and sink.ledger_pruned == 1)
+        await until(lambda: sink.pruner.passes > passes and sink.pruner.pruned == 1)
         stats = fl.stats()["sinks"]["postgres"]
         assert stats["written"] == 1000 and not stats["spooling"] and stats["failed"] == 0
         assert stats["ledger"]["failures"] == 1 and stats["ledger"]["pruning"]
@@ -284,7 +298,7 @@ async def test_scheduled_pruning_survives_a_killed_connection_while_the_flusher_
         assert old not in await ids_in(admin, pg_prefix)
     finally:
         await fl.stop()
-    assert sink._prune_task is None and sink._prune_conn is None
+    assert sink.pruner._task is None and sink.pruner._conn is None
 
 
 def test_keep_hours_below_one_is_a_config_error(tmp_path: Path) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from itertools import zip_longest
 from pathlib import Path
 
 import asyncpg
 import msgspec
 import pytest
-from omnid.errors import StorageError, TransientError
-from omnid.storage.catalog import Catalog, TableSpec, register_table
+from omnid.config import load_config
+from omnid.daemon import Daemon
+from omnid.errors import TransientError
+from omnid.ops.engine_core import EngineCore
+from omnid.storage.catalog import Catalog, Row, TableSpec, register_table
 from omnid.storage.flusher import Flusher
 from omnid.storage.recorder import BatchRecorder
 from omnid.storage.sinks.base import Batch, make_units
@@ -21,6 +25,8 @@ from omnid.storage.sinks.postgres import DAY_NS
 
 from tests.storage.conftest import PG_DSN, T0, trades
 from tests.storage.tcpproxy import TcpProxy
+from tests.storage.test_pgcopy import BAD, GOOD, assert_good, stored
+from tests.storage.test_pgcopy import _spec as enc_spec
 
 pytestmark = pytest.mark.postgres
 
@@ -68,7 +74,7 @@ async def test_parts_span_days_and_replays_store_nothing_new(pg_prefix: str) -> 
 
 async def test_table_registered_after_start_and_bad_rows(pg_prefix: str) -> None:
     """A table the writer never saw at start is created on its first write; a row the store
-    refuses is a StorageError naming the table, and the writer keeps working."""
+    refuses is left out (counted) and the others of its batch stored, and the writer keeps working."""
 
     class Tick(msgspec.Struct):
         name: str
@@ -82,14 +88,72 @@ async def test_table_registered_after_start_and_bad_rows(pg_prefix: str) -> None
     await sink.start([cat.table("md.trades")])
     try:
         await sink.write(Batch(spec, [Tick("a", i, 1.5) for i in range(10)]))
-        with pytest.raises(StorageError) as err:
-            await sink.write(Batch(spec, [("b", 1, "not a number")], built=True))
-        assert err.value.context["table"] == "md.ticks_x"
-        await sink.write(Batch(spec, [Tick("b", i, 2.5) for i in range(5)]))
+        await sink.write(Batch(spec, [("b", 1, "not a number"), ("b", 2, 2.0)], built=True))
+        assert sink.rejected == sink.rejected_writer == 1
+        await sink.write(Batch(spec, [Tick("b", i, 2.5) for i in range(3, 8)]))
         got = await sink.fetch(f'SELECT count(*) FROM "{pg_prefix}md".ticks_x')
     finally:
         await sink.close()
-    assert got[0][0] == 15
+    assert got[0][0] == 16
+
+
+async def test_bad_rows_are_left_out_and_the_rest_stored_as_on_the_loop(
+        pg_prefix: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    """The loop writer's encoder test, through the writer process: every row that cannot be stored
+    (int64 overflow, NULL key, NUL in text, wrong type or arity, a lone surrogate) is logged and left
+    out, here (what msgpack cannot carry) or in the writer (what PostgreSQL cannot hold); every other
+    row comes back as written, fresh and as a replay through the staging path alike."""
+    spec = enc_spec()
+    sink = PostgresProcessSink(PG_DSN, schema_prefix=pg_prefix, frame_rows=3)
+    await sink.start([spec])
+    mixed = [r for pair in zip_longest(GOOD, BAD) for r in pair if r is not None]
+    try:
+        await sink.write(Batch(spec, mixed, built=True))
+        first = await stored(sink, pg_prefix)
+        await sink.write(Batch(spec, mixed, built=True, replay=True))
+        again = await stored(sink, pg_prefix)
+        n = await sink.fetch(f'SELECT count(*) FROM "{pg_prefix}strategy".enc_probe')
+    finally:
+        await sink.close()
+    assert sink.rejected == 2 * len(BAD) and sink.rejected_here == 2 * 2  # below int64, surrogate
+    assert set(first) == set(again) == {r[0] for r in GOOD} and n[0][0] == len(GOOD)
+    assert_good(first)
+    assert_good(again)
+    logged = sum("cannot store a row in strategy.enc_probe" in m for m in caplog.messages)
+    logged += capfd.readouterr().err.count("cannot store a row in strategy.enc_probe")
+    assert logged == 2 * len(BAD)
+
+
+async def test_bad_rows_shorten_their_units_and_each_unit_is_stored_once(pg_prefix: str) -> None:
+    """Bad rows inside units, split across frames and parts, some left out here and some in the
+    writer: units whose ids the ledger has already are skipped and the others stored whole, minus
+    their bad rows, so the unit offsets line up with the rows actually sent."""
+    cat = Catalog()
+    spec = cat.table("md.trades")
+    rows: list[Row] = [spec.row(t) for t in trades(5000)]
+    for i in range(0, 5000, 97):  # left out here: msgpack cannot carry it
+        rows[i] = (*rows[i][:6], "bad\ud800")
+    for i in range(50, 5000, 89):  # left out by the writer's encoder: a text size
+        rows[i] = (*rows[i][:2], "x", *rows[i][3:])
+    units = make_units("u:0", len(rows), 400)
+    done = {uid for k, (uid, _) in enumerate(units) if k % 3 == 1}
+    conn = await asyncpg.connect(PG_DSN)
+    sink = PostgresProcessSink(PG_DSN, schema_prefix=pg_prefix, frame_rows=150, part_rows=1000)
+    await sink.start(cat.tables())
+    try:
+        await conn.execute(f'INSERT INTO "{pg_prefix}md".written_batches (batch_id) SELECT unnest($1::text[])',
+                           sorted(done))
+        await sink.write(Batch(spec, rows, built=True, replay=True, units=units))
+        got = {r[0] for r in await conn.fetch(f'SELECT trade_id FROM "{pg_prefix}md".trades')}
+    finally:
+        await sink.close()
+        await conn.close()
+    expected = set()
+    for uid, a, b in Batch(spec, rows, units=units).unit_slices():
+        if uid not in done:
+            expected |= {r[6] for r in rows[a:b] if r[2] != "x" and not r[6].startswith("bad")}
+    assert got == expected and sink.units_skipped == len(done)
+    assert sink.rejected_here == len(range(0, 5000, 97))
 
 
 async def test_writer_killed_mid_run_loses_and_duplicates_nothing(pg_prefix: str, tmp_path: Path) -> None:
@@ -162,6 +226,56 @@ async def test_outage_through_the_writer_loses_and_duplicates_nothing(pg_prefix:
     assert await _counts(pg_prefix) == (60_000, 60_000)
 
 
+async def copy_running(admin: asyncpg.Connection, prefix: str) -> bool:
+    """Whether a COPY into the prefix's tick table is streaming now."""
+    return bool(await admin.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'COPY%' "
+        "AND query LIKE $1", f'%"{prefix}md"%'))
+
+
+async def test_cut_mid_copy_in_the_writer_spools_the_batch_and_replays_it_once(
+        pg_prefix: str, tmp_path: Path) -> None:
+    """The server goes away while the writer's COPY streams (not a row's fault): the write fails
+    as transient, the whole batch (parts committed before the cut included) goes to the spool, and
+    once the server is back the replay stores every row exactly once."""
+    proxy = TcpProxy("127.0.0.1", 5432)
+    await proxy.start()
+    admin = await asyncpg.connect(PG_DSN)
+    cat = Catalog()
+    rec = BatchRecorder(cat, flush_rows=200_000)
+    sink = PostgresProcessSink(f"postgresql://postgres@127.0.0.1:{proxy.port}/test", schema_prefix=pg_prefix,
+                               timeout_s=5.0, part_rows=10_000)
+    fl = Flusher(rec, {"postgres": sink}, default_sink="postgres", spool_dir=tmp_path, catalog=cat,
+                 flush_ms=10, retry_s=0.05)
+    worker = fl.workers["postgres"]
+    await fl.start()
+    try:
+        for t in trades(200_000):
+            rec.record(t)
+        for _ in range(5000):
+            if await copy_running(admin, pg_prefix):
+                break
+            await asyncio.sleep(0.002)
+        else:
+            raise AssertionError("no COPY seen streaming")
+        await proxy.cut()
+        for _ in range(1000):
+            if worker.spool.rows_spooled >= 200_000:
+                break
+            await asyncio.sleep(0.01)
+        assert worker.spooling and worker.spool.rows_spooled == 200_000  # the whole batch
+        assert worker.rows_written == 0 and worker.rows_failed == 0 and sink._proc is not None
+        await proxy.restore()
+        await fl.flush(timeout_s=60)
+        assert not worker.spooling and worker.spool.size() == 0 and sink.replays > 0
+        assert worker.rows_written == 200_000 and worker.rows_failed == 0
+    finally:
+        await fl.stop()
+        await proxy.close()
+        await admin.close()
+    assert await _counts(pg_prefix) == (200_000, 200_000)
+
+
 async def test_cancelled_write_kills_the_writer_and_the_next_write_works(pg_prefix: str) -> None:
     """A write cancelled mid-flight (a stop) leaves no half-read reply behind: the writer is
     replaced, and rewriting the batch (as the spool replay does) stores each row once."""
@@ -195,3 +309,27 @@ async def test_unreachable_server_is_transient() -> None:
     finally:
         await sink.close()
 
+
+
+async def test_status_shows_the_ledger_retention_with_the_writer_process(tmp_path: Path, pg_prefix: str) -> None:
+    """With writer = "process", `omnid status` carries the same ledger counters as with the loop
+    writer, and the daemon's flusher has pruning running (it watches the spool)."""
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        "OMNID__OMNID__DATA_DIR": str(tmp_path / "var"),
+        "OMNID__STORAGE__DEFAULT_SINK": "postgres",
+        "OMNID__STORAGE__POSTGRES__DSN": PG_DSN,
+        "OMNID__STORAGE__POSTGRES__SCHEMA_PREFIX": pg_prefix,
+        "OMNID__STORAGE__POSTGRES__WRITER": "process",
+        "OMNID__STORAGE__POSTGRES__LEDGER_KEEP_HOURS": "36",
+    }
+    cfg = load_config(root / "omnid.toml.example", env=env)
+    core = EngineCore(Daemon(cfg, root / "omnid.toml.example"))
+    await core.start()
+    try:
+        assert isinstance(core.flusher.workers["postgres"].sink, PostgresProcessSink)
+        ledger = core.storage_status()["ledger"]["postgres"]
+        assert ledger["keep_hours"] == 36.0 and ledger["pruning"] is True
+        assert ledger["failures"] == 0 and ledger["last_error"] == ""
+    finally:
+        await core.flush()

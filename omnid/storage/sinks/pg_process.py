@@ -1,13 +1,19 @@
 """PostgreSQL written by a separate process, so COPY encoding never runs on the daemon's loop.
 
 :class:`PostgresProcessSink` has :class:`omnid.storage.sinks.postgres.PostgresSink`'s behaviour
-(binary COPY, day partitions, the idempotent staging path for replays and duplicates, outages as
+(binary COPY of our own encoding, a row that cannot be encoded logged and left out, day
+partitions, the batch ledger, the idempotent staging path for replays and duplicates, outages as
 :class:`TransientError`) because the writer process (:mod:`omnid.storage.sinks.pg_writer`) runs
 exactly that class. The loop's share of a write is building rows in slices (as for every sink) and
-msgpack-encoding them into frames of ``frame_rows`` rows (~0.25 µs a row). Measured with
-``bench/storage.py --probe-ms 0`` (1M ticks, 3 runs, load ~3): the longest run of our code on the
-loop 1.3 ms this way against 2.9-3.0 ms with asyncpg on the loop; throughput is bound by the
-machine's two cores (the COPY's server side costs ~2.3 µs a row) and comes out similar or lower.
+msgpack-encoding them into frames of ``frame_rows`` rows (~0.25 µs a row); a row msgpack cannot
+encode (an int beyond 64 bits, a lone surrogate) is logged and left out here, its unit shortened.
+Measured with ``bench/storage.py --probe-ms 0`` (1M ticks, 3 runs, load ~3): the longest run of our
+code on the loop 1.3 ms this way against 2.9-3.0 ms with asyncpg on the loop; throughput is bound by
+the machine's two cores (the COPY's server side costs ~2.3 µs a row) and comes out similar or lower.
+
+The batch ledger is pruned here, on the daemon's loop next to the flusher, by the same
+:class:`omnid.storage.sinks.pg_ledger.LedgerPruner` as the loop writer's, with the same guarantee
+(never while the spool holds batches: the flusher's answer is read before every chunk).
 
 A write returns once the writer has committed the batch, so the flusher's guarantees (spool on
 outage, in-order replay, re-spooling a batch cut off by a stop) hold unchanged. If the writer
@@ -19,11 +25,14 @@ the next write or ping starts a fresh process.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +43,11 @@ import omnid
 from omnid.errors import OmnidError, StorageError, TransientError
 from omnid.storage.catalog import Row, TableSpec
 from omnid.storage.framing import HEADER, frame
-from omnid.storage.sinks.base import Batch, iter_rows
+from omnid.storage.sinks.base import Batch, Unit, iter_rows
+from omnid.storage.sinks.pg_ledger import LEDGER_KEEP_S, PRUNE_CHUNK, PRUNE_EVERY_S, LedgerPruner
 from omnid.storage.sinks.pg_writer import OPTIONS_ENV, spec_to_wire
+
+log = logging.getLogger("omnid.storage")
 
 #: Rows per frame sent to the writer: one encode of this many rows stays well under a slice.
 FRAME_ROWS = 2048
@@ -65,6 +77,9 @@ class PostgresProcessSink:
         connections: int = 2,
         frame_rows: int = FRAME_ROWS,
         part_rows: int = PART_ROWS,
+        ledger_keep_s: float = LEDGER_KEEP_S,
+        prune_every_s: float = PRUNE_EVERY_S,
+        prune_chunk: int = PRUNE_CHUNK,
     ) -> None:
         self.dsn = dsn
         self.prefix = schema_prefix
@@ -89,6 +104,15 @@ class PostgresProcessSink:
         self.replays = 0
         self.units_skipped = 0
         self.restarts = 0
+        #: Rows left out, each logged: by the writer's COPY encoder (its count, summed over the
+        #: writer processes this sink has run), and here (rows msgpack cannot encode).
+        self.rejected_writer = 0
+        self._rejected_proc = 0  # the current writer's count
+        self.rejected_here = 0
+        #: Prunes the batch ledger once the flusher that owns this sink's spool watches it. It runs
+        #: here, next to the flusher (see omnid.storage.sinks.pg_ledger), not in the writer.
+        self.pruner = LedgerPruner(dsn, schema_prefix=schema_prefix, timeout_s=timeout_s,
+                                   keep_s=ledger_keep_s, every_s=prune_every_s, chunk=prune_chunk)
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         if self._proc is not None and self._proc.returncode is None:
@@ -104,6 +128,7 @@ class PostgresProcessSink:
         except OSError as exc:
             raise TransientError(f"postgres: cannot start the writer process: {exc}") from exc
         self._started = False
+        self._rejected_proc = 0
         self.restarts += 1
         return self._proc
 
@@ -129,6 +154,9 @@ class PostgresProcessSink:
             self.copies, self.upserts = max(self.copies, reply[1]), max(self.upserts, reply[2])
             self.replays = max(self.replays, reply[3])
             self.units_skipped = max(self.units_skipped, reply[4])
+            if reply[5] > self._rejected_proc:  # a fresh writer counts from 0 again
+                self.rejected_writer += reply[5] - self._rejected_proc
+                self._rejected_proc = reply[5]
             return
         kind, text = reply[1], reply[2]
         if kind == "down":
@@ -177,11 +205,66 @@ class PostgresProcessSink:
         """Start the writer; it applies migrations and creates every table and today's partitions."""
         self._tables = list(tables)
         self._started = False
+        self.pruner.set_tables(self._tables)
 
         async def nothing(proc: asyncio.subprocess.Process) -> None:
             return None
 
         await self._call("start", nothing)
+        await self.pruner.schedule(connect=True)
+
+    @property
+    def rejected(self) -> int:
+        """Rows left out because they could not be encoded (each one logged)."""
+        return self.rejected_writer + self.rejected_here
+
+    def watch_spool(self, pending: Callable[[], bool]) -> None:
+        """Allow the ledger to be pruned, asking ``pending()`` (true while the spool of this sink
+        holds batches) before every chunk. Only the flusher that owns the spool calls this."""
+        self.pruner.watch_spool(pending)
+
+    async def prune_ledger(self) -> int | None:
+        """One prune pass (:meth:`LedgerPruner.prune`): rows deleted, None if put off."""
+        return await self.pruner.prune()
+
+    def ledger_stats(self) -> dict[str, Any]:
+        """The ledger's retention counters, for the flusher's stats."""
+        return self.pruner.stats()
+
+    def _rows_frame(self, spec: TableSpec, rows: list[Row]) -> tuple[bytes, list[int]]:
+        """The frame that sends ``rows``, and the positions of the rows left out of it: a row
+        msgpack cannot encode (an int outside int64/uint64, a lone surrogate, an unknown type) is
+        logged and left out, as the writer's COPY encoder leaves out a row PostgreSQL cannot hold."""
+        try:
+            return frame(_enc.encode(("rows", rows))), []
+        except Exception:  # some row cannot travel: find it, send the others
+            pass
+        kept: list[Row] = []
+        dropped: list[int] = []
+        for i, row in enumerate(rows):
+            try:
+                _enc.encode(row)
+            except Exception as exc:
+                dropped.append(i)
+                self.rejected_here += 1
+                log.error("cannot store a row in %s: %r", spec.full_name, exc)
+            else:
+                kept.append(row)
+        return frame(_enc.encode(("rows", kept))), dropped
+
+    async def _send_rows(self, proc: asyncio.subprocess.Process, spec: TableSpec, rows: list[Row],
+                         marks: list[Unit], units: list[Unit], sent: int) -> int:
+        """Send ``rows`` (if any) to the part being received, of which ``sent`` rows are in; turn
+        ``marks`` (units ending at an offset into ``rows``) into ``units`` ending at an offset
+        into the part's rows as sent (a row left out shortens its unit). The part's new size."""
+        dropped: list[int] = []
+        if rows:
+            data, dropped = self._rows_frame(spec, rows)
+            await self._send(proc, data)
+        for uid, end in marks:
+            units.append((uid, sent + end - bisect.bisect_left(dropped, end)))
+        marks.clear()
+        return sent + len(rows) - len(dropped)
 
     async def write(self, batch: Batch) -> None:
         if not len(batch):
@@ -201,26 +284,16 @@ class PostgresProcessSink:
             await self._send(proc, _BEGIN)
             pending: list[Row] = []
             parts = in_part = 0
-            try:
-                async for chunk in iter_rows(batch, self.slice_s):
-                    pending.extend(chunk)
-                    if len(pending) >= step:
-                        await self._send(proc, frame(_enc.encode(("rows", pending))))
-                        in_part += len(pending)
-                        pending = []
-                        if in_part >= part_rows:  # the writer starts on it while we go on
-                            await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, parts,
-                                                                      None))))
-                            parts += 1
-                            in_part = 0
-                if pending:
-                    await self._send(proc, frame(_enc.encode(("rows", pending))))
-                    in_part += len(pending)
-            except (TypeError, ValueError, OverflowError) as exc:  # a row msgpack cannot encode
-                await self._send(proc, _BEGIN)  # forget the part being sent
-                await self._replies(proc, parts, spec)  # parts already sent are idempotent
-                raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}",
-                                   table=spec.full_name) from exc
+            async for chunk in iter_rows(batch, self.slice_s):
+                pending.extend(chunk)
+                if len(pending) >= step:
+                    in_part = await self._send_rows(proc, spec, pending, [], [], in_part)
+                    pending = []
+                    if in_part >= part_rows:  # the writer starts on it while we go on
+                        await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, parts, None))))
+                        parts += 1
+                        in_part = 0
+            in_part = await self._send_rows(proc, spec, pending, [], [], in_part)
             if in_part:
                 await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, parts, None))))
                 parts += 1
@@ -234,8 +307,9 @@ class PostgresProcessSink:
 
     async def _write_units(self, batch: Batch, wire: Any) -> None:
         """A batch with unit ids: parts of whole units (about ``part_rows`` rows), each sent with
-        its units' ids and end offsets over the rows actually built (an item that cannot become a
-        row shortens its unit), so the writer stores each unit exactly once."""
+        its units' ids and end offsets over the rows actually sent (an item that cannot become a
+        row, or a row that cannot travel, shortens its unit), so the writer stores each unit
+        exactly once."""
         spec = batch.spec
         parts = batch.split(max(1, -(-len(batch) // self.part_rows)))
 
@@ -245,32 +319,25 @@ class PostgresProcessSink:
             await self._send(proc, _BEGIN)
             sent = 0
             start = perf()
-            try:
-                for part in parts:
-                    units: list[tuple[str, int]] = []
-                    pending: list[Row] = []
-                    in_part = 0
-                    for uid, a, b in part.unit_slices():
-                        async for chunk in iter_rows(Batch(spec, part.items[a:b], built=batch.built),
-                                                     self.slice_s):
-                            pending.extend(chunk)
-                            if len(pending) >= self.frame_rows:
-                                await self._send(proc, frame(_enc.encode(("rows", pending))))
-                                in_part += len(pending)
-                                pending = []
-                        units.append((uid, in_part + len(pending)))
-                        if perf() - start >= self.slice_s:  # iter_rows times each unit alone
-                            await asyncio.sleep(0)
-                            start = perf()
-                    if pending:
-                        await self._send(proc, frame(_enc.encode(("rows", pending))))
-                    await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, sent, units))))
-                    sent += 1
-            except (TypeError, ValueError, OverflowError) as exc:  # a row msgpack cannot encode
-                await self._send(proc, _BEGIN)
-                await self._replies(proc, sent, spec)
-                raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}",
-                                   table=spec.full_name) from exc
+            for part in parts:
+                units: list[Unit] = []
+                marks: list[Unit] = []  # units ending in `pending`, at an offset into it
+                pending: list[Row] = []
+                in_part = 0
+                for uid, a, b in part.unit_slices():
+                    async for chunk in iter_rows(Batch(spec, part.items[a:b], built=batch.built),
+                                                 self.slice_s):
+                        pending.extend(chunk)
+                        if len(pending) >= self.frame_rows:
+                            in_part = await self._send_rows(proc, spec, pending, marks, units, in_part)
+                            pending = []
+                    marks.append((uid, len(pending)))
+                    if perf() - start >= self.slice_s:  # iter_rows times each unit alone
+                        await asyncio.sleep(0)
+                        start = perf()
+                await self._send_rows(proc, spec, pending, marks, units, in_part)
+                await self._send(proc, frame(_enc.encode(("write", wire, batch.replay, sent, units))))
+                sent += 1
             await self._replies(proc, sent, spec)
 
         try:
@@ -285,6 +352,7 @@ class PostgresProcessSink:
             await self._reply(proc, "ping")
 
         await self._call("ping", body)
+        await self.pruner.schedule()  # a start-up that failed part way never started it
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run a read on a connection of its own (queries and tests)."""
@@ -295,6 +363,7 @@ class PostgresProcessSink:
             await conn.close()
 
     async def close(self) -> None:
+        await self.pruner.close()
         async with self._lock:
             proc, self._proc = self._proc, None
             if proc is None:

@@ -1,12 +1,13 @@
 """The PostgreSQL writer process: ``python -m omnid.storage.sinks.pg_writer``, its options (DSN
 included) as JSON in the environment variable ``OMNID_PG_WRITER`` (not argv: others can read that).
 
-asyncpg encodes COPY rows in Cython while holding the GIL, fed row by row from an async generator
-so that the daemon's loop gets a turn: on the loop that held it for up to 3-4 ms at a time
-(``bench/storage.py``). This process runs an
-ordinary :class:`omnid.storage.sinks.postgres.PostgresSink` on its own event loop instead (the same
-COPY, day partitions, idempotent staging path and error mapping), and the daemon only sends it
-built rows, msgpack-framed (:mod:`omnid.storage.framing`), over its stdin:
+Row encoding runs here, off the daemon's loop: this process runs an ordinary
+:class:`omnid.storage.sinks.postgres.PostgresSink` on its own event loop (the same binary COPY of
+our own encoding, :mod:`omnid.storage.sinks.pgcopy`, in pieces of ``PIECE_ROWS`` rows as there is
+no loop to protect; day partitions, the ledger, the idempotent staging path, the error mapping),
+so a row PostgreSQL cannot hold is logged (on this process's stderr) and left out and the rest of
+its part stored, exactly as on the loop. The daemon only sends it built rows, msgpack-framed
+(:mod:`omnid.storage.framing`), over its stdin:
 
 - ``["begin"]`` forgets any rows received so far (a write that was cut off);
 - ``["rows", [row, ...]]`` adds rows to the batch being received (no reply);
@@ -16,7 +17,7 @@ built rows, msgpack-framed (:mod:`omnid.storage.framing`), over its stdin:
 - ``["start", [spec, ...]]`` migrates and creates tables; ``["ping"]`` checks the server.
 
 Each request except ``begin`` and ``rows`` gets one reply on stdout:
-``["ok", copies, upserts, replays, units_skipped]`` (the sink's counters) or
+``["ok", copies, upserts, replays, units_skipped, rejected]`` (the sink's counters) or
 ``["error", kind, message]`` with ``kind`` ``"down"`` (the server is not
 reachable: spool and retry) or ``"bad"`` (the data or the SQL); a write's reply ends with its
 ``seq`` (parts on different connections may finish out of order).
@@ -116,7 +117,7 @@ class Writer:
             log.exception("postgres writer: %s failed", op)
             return ["error", "bad", repr(exc), *tail]
         s = self.sink
-        return ["ok", s.copies, s.upserts, s.replays, s.units_skipped, *tail]
+        return ["ok", s.copies, s.upserts, s.replays, s.units_skipped, s.rejected, *tail]
 
     async def _part(self, batch: Batch, seq: int) -> None:
         try:

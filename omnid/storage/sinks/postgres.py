@@ -26,35 +26,14 @@ Anything that means "the server is not there" (refused, reset, timed out, connec
 :class:`TransientError` so the flusher spools and retries; the connection is dropped and made
 again on the next :meth:`ping`.
 
-The ledger is pruned so it does not grow for ever: at start and then every ``prune_every_s``
-(an hour), a task of its own, on a connection of its own (never the writes'), deletes the
-flusher's unit ids older than ``ledger_keep_s`` (``[storage.postgres] ledger_keep_hours``, 7 days)
-in chunks of ``prune_chunk`` rows, each its own short statement, found through a partial index on
-``written_at`` (migration 0004). A failed prune (server down, timeout, no permission, ledger gone)
-is logged, counted and kept in :meth:`ledger_stats`, and tried again at the next scheduled time: it
-never touches a write. File imports' ids (``import:...``) are never pruned: they are what makes
-re-importing the same file store nothing twice, whenever that happens.
-
-Why pruning cannot break exactly-once: a ledger row matters only while its unit may be written
-again, and a unit is written again only by a retry inside one write (bounded by ``timeout_s``) or
-by a spool replay. The spool has no age limit (a sink down for a month, or a daemon stopped with a
-full spool, replays month-old units, some of which may have committed before the failure that
-spooled them), and its frames carry no time, so the cutoff cannot be tied to the oldest spooled
-batch. Instead pruning is impossible by construction while the spool holds anything: the sink
-prunes only when the flusher that owns its spool has bound :meth:`watch_spool` (a sink started by
-an import, a backfill or ``omnid db migrate`` never prunes, since it cannot see the spool), and it
-asks before every chunk; while the spool is non-empty (a spool left by the last run counts, until
-it has been replayed) the pass is put off and retried within a minute. A unit spooled after the
-check has a ledger row, if any, from its own write, seconds old, far newer than the cutoff (the
-retention is at least an hour). One daemon per schema prefix is assumed: another daemon's spool is
-not visible here.
+The ledger is pruned so it does not grow for ever, never while the spool holds batches, by a
+:class:`omnid.storage.sinks.pg_ledger.LedgerPruner` on a connection of its own (that module says
+why this cannot break exactly-once).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -64,9 +43,10 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 
 from omnid.errors import StorageError, TransientError
-from omnid.storage.catalog import CATALOG, GROUPS, Catalog, Row, TableSpec
+from omnid.storage.catalog import CATALOG, GROUPS, Catalog, TableSpec
 from omnid.storage.ddl import LEDGER, pg_create, pg_schema
-from omnid.storage.sinks.base import Batch, careful_rows, iter_rows
+from omnid.storage.sinks.base import Batch, careful_rows
+from omnid.storage.sinks.pg_ledger import LEDGER_KEEP_S, PRUNE_CHUNK, PRUNE_EVERY_S, LedgerPruner
 from omnid.storage.sinks.pgcopy import HEADER, TRAILER, CopyEncoder
 
 log = logging.getLogger("omnid.storage")
@@ -76,22 +56,9 @@ DAY_NS = 86_400_000_000_000
 PARALLEL_ROWS = 20_000
 #: Rows built and encoded between clock checks (~25 µs of work).
 STEP = 32
+#: Rows per piece when no loop is to be protected (the writer process): ~100-200 KB of COPY data.
+PIECE_ROWS = 2048
 _MIGRATION_LOCK = 0x6F6D6E6964  # advisory lock key ("omnid"): one migrator at a time
-
-#: How long ledger rows are kept by default (``[storage.postgres] ledger_keep_hours``).
-LEDGER_KEEP_S = 7 * 86_400.0
-#: Time between two prunes of the ledger.
-PRUNE_EVERY_S = 3600.0
-#: A prune put off because the spool holds batches is tried again this soon.
-PRUNE_RECHECK_S = 60.0
-#: Ledger rows deleted per statement, and the pause between two statements (the server's time is
-#: the writes' first).
-PRUNE_CHUNK = 2000
-PRUNE_PAUSE_S = 0.02
-#: The ledger ids the flusher makes (``<run id, 16 hex>:<batch>:<unit>``, and ``spool:<hash>`` for
-#: tick frames spooled before frames carried ids): the only ones pruned. The same text is the
-#: predicate of the partial index of migration 0004, so the planner can use it.
-PRUNABLE = "batch_id ~ '^([0-9a-f]{16}|spool):'"
 
 #: Errors that say the server is unreachable or the connection is gone.
 _DOWN = (
@@ -154,6 +121,16 @@ def day_of(ts_ns: int) -> int:
     return ts_ns // DAY_NS
 
 
+def _day(row: Any, where: int | str) -> int | None:
+    """The day of a row's (``where``: index) or an item's (attribute) partition time; None
+    unless that is an int64 (such a row is not stored)."""
+    try:
+        ts = row[where] if isinstance(where, int) else getattr(row, where)
+    except Exception:
+        return None
+    return ts // DAY_NS if type(ts) is int and -(2**63) <= ts < 2**63 else None
+
+
 def partition_name(spec: TableSpec, day: int) -> str:
     return f"{spec.name}_p{time.strftime('%Y%m%d', time.gmtime(day * 86_400))}"
 
@@ -204,23 +181,9 @@ class PostgresSink:
         #: had them already.
         self.replays = 0
         self.units_skipped = 0
-        self.ledger_keep_s = ledger_keep_s
-        self.prune_every_s = prune_every_s
-        self.prune_chunk = max(1, prune_chunk)
-        self._spool_pending: Callable[[], bool] | None = None
-        self._prune_conn: asyncpg.Connection | None = None
-        self._prune_task: asyncio.Task[None] | None = None
-        self._prune_lock = asyncio.Lock()
-        #: Ledger rows pruned in all, passes completed, passes put off by a waiting spool, passes
-        #: failed; wall time (unix s) of the last completed pass; the last failure ("" once a
-        #: later pass succeeds).
-        self.ledger_pruned = 0
-        self.ledger_chunks = 0  # DELETE statements run
-        self.ledger_prunes = 0
-        self.ledger_held = 0
-        self.ledger_prune_failures = 0
-        self.ledger_last_prune = 0.0
-        self.ledger_last_error = ""
+        #: Prunes the batch ledger once the flusher that owns this sink's spool watches it.
+        self.pruner = LedgerPruner(dsn, schema_prefix=schema_prefix, timeout_s=timeout_s,
+                                   keep_s=ledger_keep_s, every_s=prune_every_s, chunk=prune_chunk)
 
     def qualified(self, spec: TableSpec) -> str:
         return f'"{pg_schema(self.prefix, spec.group)}"."{spec.name}"'
@@ -265,128 +228,24 @@ class PostgresSink:
         except _DOWN as exc:
             await self._drop()
             raise TransientError(f"postgres: lost during start-up: {exc!r}") from exc
-        await self._schedule_prune(connect=True)
+        self.pruner.set_tables(tables)
+        await self.pruner.schedule(connect=True)
 
     # ---------------------------------------------------------------------------------------------
-    # Ledger retention (see the module docstring for why it is safe)
+    # Ledger retention: see omnid.storage.sinks.pg_ledger
 
     def watch_spool(self, pending: Callable[[], bool]) -> None:
         """Allow the ledger to be pruned, asking ``pending()`` (true while the spool of this sink
         holds batches) before every chunk. Only the flusher that owns the spool calls this."""
-        self._spool_pending = pending
-
-    def _spool_held(self) -> bool:
-        pending = self._spool_pending
-        if pending is None:
-            return True
-        try:
-            return bool(pending())
-        except Exception:  # cannot tell: assume the spool holds batches
-            log.exception("postgres: cannot tell whether the spool is empty; not pruning")
-            return True
-
-    def _ledgers(self) -> list[str]:
-        groups = sorted({spec.group for spec in self._tables if spec.batch_keyed})
-        return [f'"{pg_schema(self.prefix, g)}"."{LEDGER}"' for g in groups]
-
-    async def _schedule_prune(self, *, connect: bool = False) -> None:
-        """Start the prune task if pruning is allowed and it is not running. ``connect``: open its
-        connection now (start-up, before the flusher writes: a connect holds the loop ~5 ms)."""
-        if self._spool_pending is None or not self._ledgers():
-            return
-        if connect:
-            try:
-                await self._prune_connect()
-            except Exception as exc:  # the pass itself will try again and record it
-                log.warning("postgres: ledger prune connection: %r", exc)
-        if self._prune_task is None or self._prune_task.done():
-            self._prune_task = asyncio.get_running_loop().create_task(
-                self._prune_loop(), name="postgres-ledger-prune")
-
-    async def _prune_connect(self) -> asyncpg.Connection:
-        conn = self._prune_conn
-        if conn is not None and not conn.is_closed():
-            return conn
-        conn = await asyncpg.connect(self.dsn, timeout=self.timeout_s, command_timeout=self.timeout_s,
-                                     server_settings={"application_name": "omnid ledger prune"})
-        self._prune_conn = conn
-        return conn
-
-    async def _prune_loop(self) -> None:
-        while True:
-            wait = self.prune_every_s
-            try:
-                if await self.prune_ledger() is None:
-                    wait = min(wait, PRUNE_RECHECK_S)
-            except Exception:  # prune_ledger records its own failures; this task must not die
-                log.exception("postgres: ledger prune task")
-            await asyncio.sleep(wait)
+        self.pruner.watch_spool(pending)
 
     async def prune_ledger(self) -> int | None:
-        """One pass: delete the flusher's ledger ids older than ``ledger_keep_s``, a chunk per
-        statement. Returns the rows deleted, or None if the pass was put off (the spool holds
-        batches, or no flusher watches it). Never raises (but for cancellation): a failure is
-        logged, counted and kept in ``ledger_last_error``, and the next pass tries again."""
-        async with self._prune_lock:  # one pass at a time on the prune connection
-            return await self._prune_pass()
-
-    async def _prune_pass(self) -> int | None:
-        if self._spool_held():
-            self.ledger_held += 1
-            return None
-        deleted = 0
-        try:
-            conn = await self._prune_connect()
-            keep = datetime.timedelta(seconds=self.ledger_keep_s)
-            for ledger in self._ledgers():
-                cutoff = await conn.fetchval("SELECT now() - $1::interval", keep, timeout=self.timeout_s)
-                sql = (f"DELETE FROM {ledger} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {ledger} "
-                       f"WHERE written_at < $1 AND {PRUNABLE} ORDER BY written_at LIMIT $2))")
-                while True:
-                    if self._spool_held():  # a failure spooled batches since the pass began
-                        self.ledger_held += 1
-                        return None
-                    status = await conn.execute(sql, cutoff, self.prune_chunk, timeout=self.timeout_s)
-                    n = int(status.rsplit(" ", 1)[-1])
-                    self.ledger_chunks += 1
-                    deleted += n
-                    self.ledger_pruned += n
-                    if n < self.prune_chunk:
-                        break
-                    await asyncio.sleep(PRUNE_PAUSE_S)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # server down, timeout, permission, ledger gone: next pass retries
-            self.ledger_prune_failures += 1
-            detail = str(exc) or f"no answer within {self.timeout_s} s"  # a timeout says nothing
-            self.ledger_last_error = f"{type(exc).__name__}: {detail}"
-            log.warning("postgres: pruning the batch ledger failed (%d rows pruned first); trying "
-                        "again in %.0f s: %s", deleted, self.prune_every_s, self.ledger_last_error)
-            conn, self._prune_conn = self._prune_conn, None
-            if conn is not None:  # a fresh connection next time, whatever state this one is in
-                conn.terminate()
-            return deleted
-        self.ledger_prunes += 1
-        self.ledger_last_prune = time.time()
-        self.ledger_last_error = ""
-        if deleted:
-            log.info("postgres: pruned %d batch ledger rows older than %.0f h", deleted,
-                     self.ledger_keep_s / 3600)
-        return deleted
+        """One prune pass (:meth:`LedgerPruner.prune`): rows deleted, None if put off."""
+        return await self.pruner.prune()
 
     def ledger_stats(self) -> dict[str, Any]:
         """The ledger's retention counters, for the flusher's stats."""
-        return {
-            "keep_hours": self.ledger_keep_s / 3600,
-            "pruning": self._prune_task is not None and not self._prune_task.done(),
-            "pruned": self.ledger_pruned,
-            "chunks": self.ledger_chunks,
-            "passes": self.ledger_prunes,
-            "held_by_spool": self.ledger_held,
-            "failures": self.ledger_prune_failures,
-            "last_prune": self.ledger_last_prune,
-            "last_error": self.ledger_last_error,
-        }
+        return self.pruner.stats()
 
     async def _ensure_table(self, conn: asyncpg.Connection, spec: TableSpec) -> None:
         if spec.full_name in self._ready:
@@ -413,12 +272,10 @@ class PostgresSink:
             )
             have.add(day)
 
-    async def _stream(self, batch: Batch) -> AsyncIterator[Row]:
-        """Rows for asyncpg's record COPY (the writer process, ``slice_s`` 0), built a chunk at a
-        time."""
-        async for chunk in iter_rows(batch, self.slice_s):
-            for r in chunk:
-                yield r
+    @property
+    def rejected(self) -> int:
+        """Rows left out because they could not be encoded (each one logged)."""
+        return sum(enc.rejected for enc in self._encoders.values())
 
     def encoder(self, spec: TableSpec) -> CopyEncoder:
         enc = self._encoders.get(spec.full_name)
@@ -430,17 +287,19 @@ class PostgresSink:
         """Binary COPY data of ``batch``, the loop running between pieces. A piece is what half
         of the sink's slice encodes (split between the COPYs streaming at once). asyncpg sends a
         piece the moment it has it, so that happens in a loop turn of its own: usually ~20 µs,
-        but the kernel's loopback work for one send has taken up to ~0.4 ms."""
+        but the kernel's loopback work for one send has taken up to ~0.4 ms. With ``slice_s`` 0
+        (the writer process: no loop to protect) a piece is :data:`PIECE_ROWS` rows, no yields."""
         spec = batch.spec
         enc = self.encoder(spec)
         make = spec.row
         items = batch.items
         built = batch.built
+        whole = self.slice_s <= 0
         perf = time.perf_counter
         out: list[bytes] = [HEADER]
         start = perf()
-        for i in range(0, len(items), STEP):
-            part = items[i : i + STEP]
+        for i in range(0, len(items), PIECE_ROWS if whole else STEP):
+            part = items[i : i + (PIECE_ROWS if whole else STEP)]
             if built:
                 enc.encode(part, out)
             else:
@@ -449,7 +308,11 @@ class PostgresSink:
                 except Exception:  # an item that cannot become a row: left out
                     rows = careful_rows(spec, part)
                 enc.encode(rows, out)
-            if perf() - start >= self.slice_s / (2 * max(1, self._streams)):
+            if whole:
+                piece = b"".join(out)
+                out.clear()
+                yield piece
+            elif perf() - start >= self.slice_s / (2 * max(1, self._streams)):
                 piece = b"".join(out)
                 out.clear()
                 await asyncio.sleep(0)  # asyncpg sends the piece at once: in a turn of its own
@@ -461,11 +324,8 @@ class PostgresSink:
 
     async def _copy_to(self, conn: asyncpg.Connection, table: str, schema: str | None, spec: TableSpec,
                        batch: Batch) -> None:
-        if self.slice_s <= 0:  # no loop to protect (the writer process): asyncpg encodes
-            records = batch.items if batch.built else self._stream(batch)
-            await conn.copy_records_to_table(table, schema_name=schema, columns=spec.column_names,
-                                             records=records, timeout=self.timeout_s)
-            return
+        """One binary COPY of our own encoding (a row that cannot be encoded is logged and left
+        out, the rest stored), on the loop and in the writer process alike."""
         self._streams += 1
         try:
             await conn.copy_to_table(table, schema_name=schema, columns=spec.column_names,
@@ -525,7 +385,7 @@ class PostgresSink:
             raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
         except asyncpg.PostgresError as exc:
             raise StorageError(f"postgres: {spec.full_name}: {exc}", table=spec.full_name) from exc
-        except (ValueError, TypeError, OverflowError) as exc:  # a row asyncpg cannot encode
+        except (ValueError, TypeError, OverflowError) as exc:  # a value asyncpg refuses
             raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}", table=spec.full_name) from exc
 
     async def write_on(self, i: int, batch: Batch) -> None:
@@ -543,7 +403,7 @@ class PostgresSink:
             raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
         except asyncpg.PostgresError as exc:
             raise StorageError(f"postgres: {spec.full_name}: {exc}", table=spec.full_name) from exc
-        except (ValueError, TypeError, OverflowError) as exc:  # a row asyncpg cannot encode
+        except (ValueError, TypeError, OverflowError) as exc:  # a value asyncpg refuses
             raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}", table=spec.full_name) from exc
 
     async def _write_on(self, i: int, conn: asyncpg.Connection, batch: Batch) -> None:
@@ -590,13 +450,14 @@ class PostgresSink:
             new = await conn.fetch(
                 f"INSERT INTO {ledger} (batch_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING "
                 "RETURNING batch_id", ids, timeout=self.timeout_s)
-            if len(new) < len(ids):
-                self.units_skipped += len(ids) - len(new)
-                if not new:
-                    return
-                batch = batch.only({r[0] for r in new})
-            await self._copy(conn, spec, batch)
-        self.copies += 1
+            if new:
+                if len(new) < len(ids):
+                    batch = batch.only({r[0] for r in new})
+                await self._copy(conn, spec, batch)
+        # counted once committed: a transaction retried (a partition made first) counts once
+        self.units_skipped += len(ids) - len(new)
+        if new:
+            self.copies += 1
 
     async def _days_of(self, batch: Batch) -> set[int]:
         """The days a batch's rows fall on, scanned in slices (a big batch is hundreds of ms)."""
@@ -607,10 +468,16 @@ class PostgresSink:
         items = batch.items
         for i in range(0, len(items), 4096):
             part = items[i : i + 4096]
-            if batch.built:
-                days.update({r[idx] // DAY_NS for r in part})
-            else:
-                days.update({getattr(x, col) // DAY_NS for x in part})
+            try:
+                if batch.built:
+                    days.update({r[idx] // DAY_NS for r in part})
+                else:
+                    days.update({getattr(x, col) // DAY_NS for x in part})
+            except Exception:  # a row the encoder will leave out (short, no int time): skip it
+                for r in part:
+                    d = _day(r, idx if batch.built else col)
+                    if d is not None:
+                        days.add(d)
             await asyncio.sleep(0)
         return days
 
@@ -625,7 +492,7 @@ class PostgresSink:
         except _DOWN as exc:
             await self._drop()
             raise TransientError(f"postgres: not answering: {exc!r}") from exc
-        await self._schedule_prune()  # a start-up that failed part way never started it
+        await self.pruner.schedule()  # a start-up that failed part way never started it
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run a read on the sink's connection (queries and tests)."""
@@ -633,14 +500,9 @@ class PostgresSink:
         return list(await conn.fetch(sql, *args))
 
     async def close(self) -> None:
-        task, self._prune_task = self._prune_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        prune, self._prune_conn = self._prune_conn, None
+        await self.pruner.close()
         conns, self._conns = self._conns, [None] * self.connections
-        for conn in [*conns, prune]:
+        for conn in conns:
             if conn is None:
                 continue
             try:
