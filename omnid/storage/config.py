@@ -40,14 +40,16 @@ class PostgresConfig(Section):
     #: Day partitions of tick tables to create ahead of the data.
     partitions_ahead_days: int = 2
     #: "loop": asyncpg on the daemon's own loop, rows streamed in slices; "process": a writer
-    #: process encodes and COPYs while the loop sends it rows. "loop" is the default because it
-    #: measured better on both counts (bench/storage.py, quiet machine: 704k vs 526k rows/s, longest
-    #: on-loop stall 4.1 vs 8.7 ms).
+    #: process encodes and COPYs while the loop sends it rows. Both store alike: the same binary
+    #: COPY encoder (a row that cannot be stored is logged and left out, the rest of its batch
+    #: stored), the same spool and exactly-once replay, the same ledger pruning. "loop" is the
+    #: default because it measured better on both counts (bench/storage.py, quiet machine: 704k vs
+    #: 526k rows/s, longest on-loop stall 4.1 vs 8.7 ms).
     writer: Literal["process", "loop"] = "loop"
     #: Hours the batch ledger (md.written_batches) keeps the id of each stored tick batch unit;
-    #: older ids are pruned hourly, never while the spool holds batches, so the ledger stays
-    #: bounded. A replay within this time is still stored exactly once. At least 1 and 20 x
-    #: timeout_s. Not pruned with writer = "process".
+    #: older ids are pruned hourly (by the daemon, for either writer), never while the spool holds
+    #: batches, so the ledger stays bounded. A replay within this time is still stored exactly
+    #: once. At least 1 and 20 x timeout_s.
     ledger_keep_hours: float = 168.0
 
     def __post_init__(self) -> None:
