@@ -852,7 +852,7 @@ def build_engine(
     broker: PaperBroker | None = None
     if use_paper if use_paper is not None else True:
         pcfg = paper if paper is not None else cfg.paper
-        broker = PaperBroker(clock, pcfg, instruments=insts)
+        broker = PaperBroker(clock, pcfg, instruments=insts, funds=gate.free_funds)
     router = Router(client_list, default=broker)
     manager = OrderManager(clock=clock, router=router, portfolio=portfolio, recorder=recorder,
                            journal=journal, session=session)

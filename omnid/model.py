@@ -351,6 +351,9 @@ class OrderIntent(msgspec.Struct, kw_only=True):
     reason: str = ""
     numbers: dict[str, float] = msgspec.field(default_factory=dict)
     ts_event: int = 0
+    #: Set by the risk gate (``[risk.sizing] at_fill``), not by strategies: ``qty`` is the all-in
+    #: estimate at the decision, and the venue sizes the order again at its fill (see Order).
+    all_in: bool = False
 
 
 class Order(msgspec.Struct, kw_only=True):
@@ -374,6 +377,11 @@ class Order(msgspec.Struct, kw_only=True):
     reject_reason: str = ""
     ts_created: int = 0
     ts_last: int = 0
+    #: An "all in" market order sized at its fill: the paper broker replaces ``qty`` (the estimate
+    #: made at the decision) with the most lots the account's free funds cover at the fill price
+    #: plus commission, as backtesting.py sizes, and the order manager takes that size on the first
+    #: fill. A venue that cannot size at the fill sends ``qty`` as it is.
+    all_in: bool = False
 
     transitions: ClassVar[dict[OrderStatus, frozenset[OrderStatus]]] = ORDER_TRANSITIONS
 

@@ -23,6 +23,9 @@ class OrderUpdate(msgspec.Struct, kw_only=True):
     ts_event: int
     venue_order_id: str = ""
     reason: str = ""
+    #: The order's quantity as the venue set it, when it did: an all-in order sized at its fill
+    #: (see ``Order.all_in``). 0 = unchanged.
+    qty: float = 0.0
 
 
 class VenueCapabilities(msgspec.Struct, frozen=True, kw_only=True):

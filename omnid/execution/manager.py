@@ -125,6 +125,7 @@ class OrderManager:
             reason=intent.reason,
             ts_created=now,
             ts_last=now,
+            all_in=intent.all_in,
         )
         self._orders[order.client_order_id] = order
         recording = self._recording
@@ -258,6 +259,8 @@ class OrderManager:
             return
         if update.venue_order_id and not order.venue_order_id:
             order.venue_order_id = update.venue_order_id
+        if update.qty > 0.0 and order.all_in and order.filled_qty == 0.0 and order.status not in _TERMINAL:
+            order.qty = update.qty  # the venue sized it at the fill (Order.all_in)
         status = update.status
         current = order.status
         if status is _ACCEPTED and current is _SUBMITTED:

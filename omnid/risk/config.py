@@ -34,8 +34,15 @@ class SizingConfig(Section):
     fraction_pct: float = 10.0
     risk_per_trade_pct: float = 1.0
     commission_rate: float = 0.0
+    #: With ``mode = "all_in"``: size market entries again at the fill, from the free funds and the
+    #: fill price (what backtesting.py does, and what "all in" means when the next price gaps: never
+    #: more than the cash, never cash left idle). Only the paper broker can; a live venue gets the
+    #: quantity sized at the decision. ``omnid backtest`` turns it on.
+    at_fill: bool = False
 
     def __post_init__(self) -> None:
+        if self.at_fill and self.mode != "all_in":
+            raise ValueError(f'sizing.at_fill needs mode = "all_in", not {self.mode!r}')
         if not self.fixed_qty > 0:
             raise ValueError(f"sizing.fixed_qty must be > 0, got {self.fixed_qty}")
         if not 0 <= self.fraction_pct <= 100:

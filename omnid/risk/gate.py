@@ -176,6 +176,7 @@ class RiskGate:
         self._rate_on = self.rate.max_orders > 0
         self._caps_on = self.exposure.has_symbol or self.exposure.has_gross
         self._all_in = config.sizing.mode == "all_in"
+        self._at_fill = self._all_in and config.sizing.at_fill
         self._session_iids = frozenset(
             iid for iid, inst in self._instruments.items()
             if (config.session_window and not inst.calendar.always_open) or iid in cutoffs
@@ -389,7 +390,9 @@ class RiskGate:
             self.duplicate.approved(key, now)
         self.approvals += 1
         book.px = ref
-        if limit is intent.limit_price and stop is intent.stop_price:  # the common market order
+        if auto and opening and self._at_fill and intent.order_type is OrderType.MARKET:
+            out = _replace(intent, qty=qty, all_in=True)  # the broker sizes it again at the fill
+        elif limit is intent.limit_price and stop is intent.stop_price:  # the common market order
             out = _replace(intent, qty=qty)
         else:
             out = _replace(intent, qty=qty, limit_price=limit, stop_price=stop)
@@ -477,6 +480,15 @@ class RiskGate:
         if qty <= 0.0:
             return rule, f"{iid}: no room under the {what} exposure cap {cap:.2f}", numbers
         return qty
+
+    def free_funds(self, instrument_id: str, sign: int, price: float) -> float:
+        """What an all-in entry in ``instrument_id`` on side ``sign`` may spend at ``price`` now:
+        equity less the notional at work elsewhere and on this side (as the gate sizes it at the
+        decision; backtesting.py's ``margin_available``). The paper broker asks at the fill."""
+        book = self._books.get(instrument_id)
+        mult = book.mult if book is not None else 1.0
+        pos = self._pf.position_qty(instrument_id)
+        return self._pf.equity() - self._committed(instrument_id, sign * pos, price * mult)
 
     def _committed(self, iid: str, same_side: float, unit: float) -> float:
         """Notional already at work, so that "all in" never levers up: every other instrument's

@@ -9,15 +9,13 @@
 - :mod:`omnid.sim.runner`: file + strategy in, :class:`~omnid.sim.runner.BacktestResult` out.
 - :mod:`omnid.sim.synthetic`: seeded GBM-with-jumps ticks and bars for tests and benchmarks.
 
-Where results differ from backtesting.py (``Backtest(..., exclusive_orders=True)``, defaults
-otherwise), on purpose:
+How results compare with backtesting.py (``Backtest(..., exclusive_orders=True)``, defaults
+otherwise):
 
-1. **Sizing time.** omnid's risk gate sizes an all-in entry when the decision is taken, from the
-   equity and the last price at the bar's close (an order's quantity must be known when it is
-   sent). backtesting.py sizes at the fill, from the next open. Fills happen on the same bars at the
-   same prices; the unit counts differ by the close-to-open move (a few units). If the next open
-   gaps up, omnid's order may cost slightly more than the cash (backtesting.py would cancel it).
-   With the reference sizing at the decision too, every metric and trade agrees (tests/sim).
+1. **Sizing agrees.** Both size an all-in entry at its fill: backtesting.py from the margin available
+   at the next open, omnid's paper broker from the free funds at the fill price
+   (``[risk.sizing] at_fill``; the risk gate checks an estimate made at the decision). The unit
+   counts, and so every metric and trade, agree exactly (tests/sim/test_parity.py).
 2. **Open positions.** A position still open at the end is marked to the last close in both; omnid
    also counts it in ``exposure_pct`` and its entry commission in ``commissions`` (backtesting.py
    counts closed trades only). ``--close-at-end`` closes at the last *close* with commission

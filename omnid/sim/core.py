@@ -4,8 +4,10 @@ Nothing here re-implements the core: :func:`omnid.engine.build_engine` builds fe
 risk gate, paper broker, router and order manager exactly as the daemon does; this module only
 chooses the backtest's settings:
 
-- the risk gate sizes entries "all in" (``[risk.sizing] mode = "all_in"``, with the commission
-  rate so notional plus commission fits the equity) on whole units (lot size 1);
+- entries are "all in" (``[risk.sizing] mode = "all_in"``, ``at_fill = true``): the risk gate
+  checks an estimate at the decision, and the paper broker sizes the order again at its fill, the
+  most whole units (lot size 1) whose notional plus commission the free funds cover at the fill
+  price, exactly as backtesting.py sizes (a gap never levers up, nor leaves cash idle);
 - the paper broker charges ``commission`` × notional per fill, without slippage, and fills a whole
   order at the next price (no volume participation limit), so a decision on a bar's close fills at
   the next bar's open;
@@ -53,7 +55,7 @@ class BacktestCore:
         self.clock = SimClock(start_ns)
         self.instruments = [_instrument(iid, lot_size) for iid in instrument_ids]
         risk_cfg = risk if risk is not None else RiskConfig(
-            sizing=SizingConfig(mode="all_in", commission_rate=commission)
+            sizing=SizingConfig(mode="all_in", commission_rate=commission, at_fill=True)
         )
         cfg = OmnidConfig(risk=risk_cfg)
         paper = PaperConfig(venue=self.instruments[0].venue, commission_rate=commission,

@@ -6,7 +6,8 @@ through it in a plain loop on a :class:`~omnid.clock.SimClock` (no event loop), 
 :class:`~omnid.sim.book.TradeBook` fed by the same fills the portfolio books.
 
 Semantics (issue 3): a decision on a bar's close fills at the next bar's open; commission is a
-fraction of notional charged on entry and exit; the default size is "all in"; a position still open
+fraction of notional charged on entry and exit; the default size is "all in", sized at the fill
+(the most whole units the free funds cover at the fill price with commission); a position still open
 at the end is marked to the last price (``close_at_end`` closes it at that price and pays
 commission); ``trades`` counts closed round trips. Same input, same output: nothing here reads the
 wall clock or a random source.

@@ -11,7 +11,6 @@ Facts relied on, from its source (backtesting/backtesting.py, backtesting/_stats
 
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import Any
 
@@ -29,22 +28,6 @@ def _sma(values: Any, n: int) -> Any:
 class SmaCross(Strategy):  # type: ignore[misc]
     n1 = 10
     n2 = 30
-    commission = 0.0
-    #: Size at the decision (bar close) as omnid's risk gate does, instead of at the fill.
-    decision_sized = False
-
-    def _size(self) -> float:
-        if not self.decision_sized:
-            return 1 - sys.float_info.epsilon  # backtesting.py's own "all in" default
-        # omnid: the most whole units whose notional plus commission equity covers at the close.
-        return float(int(self.equity / (self.data.Close[-1] * (1 + self.commission))))
-
-    def buy(self, **kw: Any) -> Any:
-        return super().buy(size=self._size(), **kw)
-
-    def sell(self, **kw: Any) -> Any:
-        return super().sell(size=self._size(), **kw)
-
     def init(self) -> None:
         self.sma1 = self.I(_sma, self.data.Close, self.n1)
         self.sma2 = self.I(_sma, self.data.Close, self.n2)
@@ -74,16 +57,14 @@ def frame(bars: BarData) -> pd.DataFrame:
 
 
 def run_reference(bars: BarData, *, fast: int, slow: int, cash: float, commission: float,
-                  long_only: bool = False, finalize: bool = False, decision_sized: bool = False) -> Any:
-    """Run the reference. ``decision_sized`` sizes at the close like omnid and allows the order to
-    exceed cash when the next open gaps up (``margin=0.5``: the gate's all-in size, filled as is)."""
+                  long_only: bool = False, finalize: bool = False) -> Any:
+    """Run the reference with its defaults (all-in relative size, margin 1) and exclusive orders."""
     strat = SmaCrossLongOnly if long_only else SmaCross
     bt = Backtest(frame(bars), strat, cash=cash, commission=commission, exclusive_orders=True,
-                  trade_on_close=False, finalize_trades=finalize,
-                  margin=0.5 if decision_sized else 1.0)
+                  trade_on_close=False, finalize_trades=finalize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bt.run(n1=fast, n2=slow, commission=commission, decision_sized=decision_sized)
+        return bt.run(n1=fast, n2=slow)
 
 
 def ts_ns(index: pd.DatetimeIndex) -> np.ndarray:

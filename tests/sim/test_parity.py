@@ -1,10 +1,8 @@
 """omnid's backtester against backtesting.py on the same bars, strategy, costs and sizing.
 
-omnid's risk gate sizes "all in" when the decision is taken (at the bar's close, the only moment a
-live system can size an order), while backtesting.py sizes at the fill (the next open). The
-reference therefore sizes at the decision as omnid does (``decision_sized``); then every metric and
-every trade must agree. Against backtesting.py's own default sizing, the fills happen on the same
-bars at the same prices; only the unit counts differ.
+Both size "all in" at the fill (the next open): backtesting.py's default relative size, and omnid's
+``[risk.sizing] at_fill`` (the paper broker sizes the order again from the free funds at the fill
+price). Every metric, every trade and the equity curve must agree, the unit counts exactly.
 """
 
 from __future__ import annotations
@@ -52,7 +50,7 @@ def test_metrics_and_trades_match_backtesting_py(seed: int, mode: str, commissio
                                                  weekdays: bool) -> None:
     res, bars = _ours(seed, mode, commission, weekdays)
     ref = run_reference(bars, fast=10, slow=30, cash=10_000, commission=commission,  # type: ignore[arg-type]
-                        long_only=mode == "long_only", decision_sized=True)
+                        long_only=mode == "long_only")
     m = res.metrics
     for ours, theirs in PAIRS.items():
         assert _same(getattr(m, ours), float(ref[theirs])), (ours, getattr(m, ours), ref[theirs])
@@ -77,18 +75,25 @@ def test_metrics_and_trades_match_backtesting_py(seed: int, mode: str, commissio
     assert _same(m.commissions, float(td["Commission"].sum()) + sum(t.commission for t in still))
 
 
-def test_fill_bars_and_prices_match_backtesting_py_default_sizing() -> None:
-    """With backtesting.py's fill-time sizing, the same bars and prices trade; sizes differ a little."""
-    res, bars = _ours(1, "long_short", 0.002)
-    ref = run_reference(bars, fast=10, slow=30, cash=10_000, commission=0.002)  # type: ignore[arg-type]
-    closed = [t for t in res.trades if not t.open]
-    td = ref["_trades"]
-    assert len(closed) == len(td)
-    for t, r in zip(closed, td.itertuples(), strict=True):
-        assert (t.entry_index, t.exit_index, t.entry_price, t.exit_price) == (
-            r.EntryBar, r.ExitBar, r.EntryPrice, r.ExitPrice)
-        assert math.copysign(1, t.qty) == math.copysign(1, r.Size)
-        assert abs(abs(t.qty) - abs(r.Size)) <= 0.05 * abs(r.Size)
+def test_a_gap_up_open_never_buys_more_than_the_cash() -> None:
+    """Sized at the decision's close, an entry whose next open gaps up would cost more than the
+    cash (leverage); sized at the fill, cash never goes negative, and the unused cash is less than
+    one more unit would cost (all in)."""
+    bars = generate_bars(500, seed=1)
+    spec = BacktestSpec(data="<synthetic>", strategy="sma_cross",
+                        params={"fast": 10, "slow": 30, "mode": "long_only"}, cash=10_000, commission=0.002)
+    res = run_backtest(spec, data=bars)
+    entries = [t for t in res.trades if t.entry_index > 0]
+    gapped = [t for t in entries if bars.open[t.entry_index] > bars.close[t.entry_index - 1]]
+    assert gapped, "the data should hold an entry whose open gapped up from the decision's close"
+    cash = 10_000.0
+    for t in sorted(res.trades, key=lambda t: t.entry_index):
+        cost = t.qty * t.entry_price * 1.002
+        assert cost <= cash + 1e-6, (t, cash)
+        assert cash - cost < t.entry_price * 1.002, "all in leaves less than one unit's cost unspent"
+        if t.open:
+            break
+        cash += t.pnl  # round trip closed: back to cash before the next entry (long only, one at a time)
 
 
 SWEEP = [(seed, mode, c) for seed in range(10, 40 if SLOW else 14) for mode in ("long_short", "long_only")
@@ -100,7 +105,7 @@ def test_parity_sweep(seed: int, mode: str, commission: float) -> None:
     """Many seeds, both modes, with and without commission (120 cases with OMNID_SLOW=1)."""
     res, bars = _ours(seed, mode, commission)
     ref = run_reference(bars, fast=10, slow=30, cash=10_000, commission=commission,  # type: ignore[arg-type]
-                        long_only=mode == "long_only", decision_sized=True)
+                        long_only=mode == "long_only")
     for ours, theirs in PAIRS.items():
         assert _same(getattr(res.metrics, ours), float(ref[theirs])), (ours, getattr(res.metrics, ours), ref[theirs])
     assert res.metrics.trades == ref["# Trades"]

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Container, Iterable
+import sys
+from collections.abc import Callable, Container, Iterable
 
 from omnid.clock import Clock
 from omnid.model import (
@@ -56,6 +57,10 @@ from omnid.venues.paper.config import PaperConfig
 log = logging.getLogger(__name__)
 
 _INF = math.inf
+#: backtesting.py's default "all in" order size, a fraction of the available margin.
+_ALL_IN = 1.0 - sys.float_info.epsilon
+#: (instrument_id, side sign, price) -> the free funds an all-in entry may spend.
+FreeFunds = Callable[[str, int, float], float]
 _DUST = 1e-12
 _MARKET = OrderType.MARKET
 _LIMIT = OrderType.LIMIT
@@ -79,6 +84,7 @@ class _Working:
     """The broker's own copy of a working order (it never changes the caller's Order)."""
 
     __slots__ = (
+        "all_in",
         "client_order_id",
         "expire_ns",
         "filled",
@@ -114,6 +120,7 @@ class _Working:
         self.ts_created = order.ts_created
         self.venue_order_id = venue_order_id
         self.expire_ns = expire_ns
+        self.all_in = order.all_in and order.order_type is _MARKET
 
 
 class PaperBroker:
@@ -126,6 +133,7 @@ class PaperBroker:
         config: PaperConfig | None = None,
         *,
         instruments: Iterable[Instrument] = (),
+        funds: FreeFunds | None = None,
     ) -> None:
         cfg = config if config is not None else PaperConfig()
         self.config = cfg
@@ -158,6 +166,9 @@ class PaperBroker:
         self._participation = cfg.participation if cfg.limit_by_volume else 0.0
         self._touch = cfg.limit_fill_on_touch
         self._types = frozenset(OrderType(t) for t in cfg.order_types)
+        #: The account's free funds for an all-in entry (instrument, side sign, price), asked when
+        #: an ``Order.all_in`` order meets its fill price; None: such orders fill their estimate.
+        self.funds = funds
 
     def add_instrument(self, instrument: Instrument) -> None:
         """Tell the broker an instrument's tick, lot, multiplier and calendar."""
@@ -344,6 +355,8 @@ class PaperBroker:
                         price, liq = lim, _MAKER_LIQ
             room = room_buy if s > 0 else room_sell
             inst = instruments.get(w.instrument_id)
+            if w.all_in and not w.filled and not self._size_at_fill(w, price, inst, ts):
+                continue
             # Replaces self._fill_qty(w, room, inst) when the room takes all that is left.
             qty = w.qty - w.filled
             if inst is not None:
@@ -411,6 +424,8 @@ class PaperBroker:
                     continue
             room = room_buy if s > 0 else room_sell
             inst = self._instruments.get(w.instrument_id)
+            if w.all_in and not w.filled and not self._size_at_fill(w, price, inst, at):
+                continue
             qty = self._fill_qty(w, room, inst)
             if qty <= 0:
                 if w.tif is _IOC or w.tif is _FOK:
@@ -421,6 +436,52 @@ class PaperBroker:
             else:
                 room_sell -= qty
             self._fill(w, qty, price, liq, at, inst)
+
+    def _size_at_fill(self, w: _Working, price: float, inst: Instrument | None, ts: int) -> bool:
+        """Size an all-in market order at its fill price, as backtesting.py sizes a relative order:
+        ``int(free * size // (price + commission(size) / size))`` with ``size = 1 - eps``, in whole
+        lots. False (and the order cancelled, saying why) when the free funds do not cover one lot,
+        or that lot is under the instrument's minimum quantity or notional."""
+        funds_of = self.funds
+        if funds_of is None:
+            return True
+        cfg = self.config
+        mult = inst.multiplier if inst is not None else 1.0
+        free = funds_of(w.instrument_id, w.sign, price)
+        size = _ALL_IN
+        unit = price * mult
+        cost = unit + (cfg.commission_per_order + size * unit * cfg.commission_rate
+                       + size * cfg.commission_per_unit) / size
+        qty = 0.0
+        if free > 0.0 and cost > 0.0 and math.isfinite(free) and math.isfinite(cost):
+            budget = free * size
+            lot = inst.lot_size if inst is not None else 0.0
+            if lot == 1.0:
+                qty = float(budget // cost)
+            elif lot > 0.0:
+                qty = inst.round_qty(budget // (cost * lot) * lot) if inst is not None else 0.0
+            else:
+                qty = budget / cost
+            if inst is not None and qty > 0.0 and (qty < inst.min_qty or qty * unit < inst.min_notional):
+                qty = 0.0
+        coid = w.client_order_id
+        if not qty > 0.0:
+            self._remove(w)
+            self._update(
+                coid, OrderStatus.CANCELLED, ts,
+                reason=f"all-in order: free funds {free:.2f} do not buy one lot of {w.instrument_id} "
+                       f"at {price:g} with commission",
+                venue_order_id=w.venue_order_id,
+            )
+            return False
+        if qty != w.qty:
+            w.qty = qty
+            if self._events is not None:
+                self._events.on_order_update(
+                    OrderUpdate(client_order_id=coid, status=_ACCEPTED, ts_event=ts,
+                                venue_order_id=w.venue_order_id, qty=qty)
+                )
+        return True
 
     def _slip(self, w: _Working, price: float) -> float:
         if self._bps:
