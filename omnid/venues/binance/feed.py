@@ -296,6 +296,9 @@ class BinanceFeed:
                 self.state = "failed"
                 self.failed = error or ConnectionError(f"binance feed gave up after {attempt} attempts")
                 log.error("binance feed: giving up after %d attempts", attempt)
+                for t in list(self._tasks):  # the saver and any catch-up: nothing more will come
+                    t.cancel()
+                self._save_last_ids(False, in_thread=False)
                 raise self.failed
             self.state = "reconnecting"
             with contextlib.suppress(TimeoutError):  # stop() ends the wait
@@ -455,6 +458,8 @@ class BinanceFeed:
                                     ws.close_code)
                         return "closed"
             finally:
+                if self._is_live():  # the ids were the newest until this moment
+                    self._live_ns = self._wall_ns()
                 conn.end(conn.end_reason or "closed")
                 self._conns.discard(conn)
 

@@ -243,6 +243,23 @@ async def test_stopped_while_disconnected_keeps_exact_ids_and_the_time_it_was_li
     assert saved["trade"] == {"BTCUSDT": 3} and saved["saved_ns"] == live_at
 
 
+async def test_a_feed_that_gives_up_saves_its_ids(peer: BinancePeer, session: aiohttp.ClientSession,
+                                                  tmp_path: Path) -> None:
+    """The retry policy gives up (the venue is gone): the ids are written before run() raises, and
+    the periodic saver ends with it."""
+    path = tmp_path / lastids.FILE_NAME
+    r = await start(peer, session, path, reconnect_max_attempts=1)
+    for _ in range(2):
+        await peer.trade("BTCUSDT", "1.00", "1")
+    await until(lambda: len(r.of(Trade)) == 2)
+    assert not path.exists()  # no periodic save yet
+    await peer.stop()
+    with pytest.raises(Exception):  # noqa: B017 - whichever connection error the policy gave up on
+        await asyncio.wait_for(r.task, 5)
+    assert r.feed.state == "failed" and json.loads(path.read_text())["trade"] == {"BTCUSDT": 2}
+    await until(lambda: not r.feed._tasks)
+
+
 async def test_a_file_that_cannot_be_written_is_logged_and_the_feed_goes_on(
         peer: BinancePeer, session: aiohttp.ClientSession, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "not-a-dir"
