@@ -14,7 +14,7 @@ from omnid.storage.catalog import Catalog, Column, Row, TableSpec
 from omnid.storage.sinks.base import Batch, make_units
 from omnid.storage.sinks.pg_process import PostgresProcessSink
 from omnid.storage.sinks.pgcopy import HEADER, TRAILER, CopyEncoder
-from omnid.storage.sinks.postgres import PostgresSink
+from omnid.storage.sinks.postgres import STEP, PostgresSink
 
 from tests.storage.conftest import PG_DSN, trades
 from tests.storage.tcpproxy import TcpProxy
@@ -111,7 +111,7 @@ async def test_an_item_without_a_row_is_left_out(pg_prefix: str) -> None:
 
 async def test_pieces_join_to_the_whole_stream() -> None:
     """However finely a slice cuts the stream, the pieces join to the same bytes: a header, one
-    encoding per row, the trailer."""
+    encoding per row, the trailer; with no slice (the writer process) a piece is PIECE_ROWS rows."""
     cat = Catalog()
     spec = cat.table("md.trades")
     items = trades(1000)
@@ -119,11 +119,11 @@ async def test_pieces_join_to_the_whole_stream() -> None:
     out: list[bytes] = []
     whole.encode([spec.row(t) for t in items], out)
     expected = HEADER + b"".join(out) + TRAILER
-    for slice_s in (1e-9, 10.0):
+    for slice_s, count in ((1e-9, -(-1000 // STEP) + 1), (10.0, 1), (0.0, 2)):  # 0: the writer process
         sink = PostgresSink(PG_DSN, catalog=cat, slice_s=slice_s)
         pieces = [p async for p in sink._pieces(Batch(spec, items))]
         assert b"".join(pieces) == expected
-        assert (len(pieces) > 10) == (slice_s < 1)
+        assert len(pieces) == count, slice_s
 
 
 @pytest.mark.parametrize("connections", [1, 2])

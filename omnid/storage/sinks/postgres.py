@@ -174,6 +174,7 @@ class PostgresSink:
         self._staging: list[set[str]] = [set() for _ in range(self.connections)]  # per connection
         self._ddl_lock = asyncio.Lock()
         self._encoders: dict[str, CopyEncoder] = {}
+        self._rejected_before = 0  # counted by encoders since replaced
         self._streams = 0  # COPYs streaming now: they share one slice per loop turn
         self.copies = 0
         self.upserts = 0
@@ -275,11 +276,13 @@ class PostgresSink:
     @property
     def rejected(self) -> int:
         """Rows left out because they could not be encoded (each one logged)."""
-        return sum(enc.rejected for enc in self._encoders.values())
+        return self._rejected_before + sum(enc.rejected for enc in self._encoders.values())
 
     def encoder(self, spec: TableSpec) -> CopyEncoder:
         enc = self._encoders.get(spec.full_name)
         if enc is None or enc.spec is not spec:
+            if enc is not None:  # a table registered again: keep what the old encoder counted
+                self._rejected_before += enc.rejected
             enc = self._encoders[spec.full_name] = CopyEncoder(spec)
         return enc
 
