@@ -3,6 +3,9 @@
 The run drives the same Engine, strategies, risk gate and paper broker as the daemon (see
 :mod:`omnid.sim.runner`). Exit codes: 0 ok, 2 bad usage or bad input (the message names the file,
 column and row, or the parameter), 1 the run itself failed.
+
+The runner (engine, strategies, numpy, pyarrow) is imported when a backtest runs, not when the CLI
+starts: ``omnid --help`` and ``omnid backtest --help`` need none of it.
 """
 
 from __future__ import annotations
@@ -11,16 +14,15 @@ import datetime as dt
 import math
 import os
 import sys
-import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
 import typer
 
 from omnid.errors import ConfigError, DataError, OmnidError
-from omnid.sim.metrics import METRIC_LABELS
-from omnid.sim.runner import BacktestResult, BacktestSpec, run_backtest
+
+if TYPE_CHECKING:
+    from omnid.sim.runner import BacktestResult
 
 #: Runs with at least this many events show a progress bar on stderr (never with --json).
 PROGRESS_MIN_EVENTS = 200_000
@@ -29,6 +31,8 @@ PROGRESS_MIN_EVENTS = 200_000
 def parse_set(items: list[str]) -> dict[str, Any]:
     """``key=value`` pairs; a value is read as TOML when it parses (``5``, ``0.1``, ``true``,
     ``"x"``), else taken as a plain string (so ``mode=long_short`` needs no quotes)."""
+    import tomllib
+
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -64,6 +68,8 @@ def render_text(result: BacktestResult, *, max_equity_rows: int = 20, max_trade_
 
     Long trade lists show their first and last ``max_trade_rows / 2`` rows (``--json`` has all).
     """
+    from omnid.sim.metrics import METRIC_LABELS
+
     m = result.metrics
     lines = [f"Backtest {result.strategy} on {result.data} ({result.events} {result.kind})", ""]
     lines.append(f"{'Start':<34}{_iso(m.start_ts)}")
@@ -118,6 +124,10 @@ def register(app: typer.Typer) -> None:
         Exit 0 ok; 2 bad input or parameters; 1 the strategy raised (it is disabled, the report
         covers the run up to that point). Where results differ from backtesting.py: see omnid.sim.
         """
+        import msgspec
+
+        from omnid.sim.runner import BacktestSpec, run_backtest
+
         try:
             spec = BacktestSpec(data=str(data), strategy=strategy, params=parse_set(set_), cash=cash,
                                 commission=commission, close_at_end=close_at_end)

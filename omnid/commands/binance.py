@@ -6,7 +6,6 @@ offer the same command as ``omnid data backfill binance ...``.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -43,6 +42,8 @@ def add_backfill(group: typer.Typer, name: str = "binance") -> None:
         config: Path | None = typer.Option(None, "--config", "-c", help="Config file (binance and storage)."),
     ) -> None:
         """Fetch closed klines over REST (paged, rate-limited) and store them as bars."""
+        import asyncio
+
         from omnid.config import OmnidConfig, load_config
         from omnid.errors import ConfigError
         from omnid.venues.binance.backfill import backfill

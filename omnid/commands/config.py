@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from omnid.config import load_config
 from omnid.errors import ConfigError
 
 
@@ -19,6 +18,8 @@ def register(app: typer.Typer) -> None:
         file: Path = typer.Argument(..., help="The TOML config file to validate."),
     ) -> None:
         """Validate FILE (with OMNID__SECTION__KEY overrides applied); exit 2 listing every problem."""
+        from omnid.config import load_config  # every part's config: not for `omnid --help`
+
         try:
             cfg = load_config(file)
         except ConfigError as exc:

@@ -4,6 +4,9 @@ Every command takes ``--config FILE`` (default: ./omnid.toml, then ~/.config/omn
 /etc/omnid/omnid.toml) and finds the daemon's socket and pid file from it. Output is a human table
 by default and JSON with ``--json``. Exit codes: 0 ok, 1 the daemon answered with an error (or
 failed to start), 2 bad usage or config, 3 no daemon running.
+
+The config, the admin client and the daemon are imported inside the commands that use them:
+``omnid --help`` and ``--version`` load none of them (tests/commands/test_startup.py holds that).
 """
 
 from __future__ import annotations
@@ -14,15 +17,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import typer
 
-from omnid.config import OmnidConfig, load_config
 from omnid.errors import ConfigError
-from omnid.ops.admin import AdminProtocolError, DaemonNotRunning, request
-from omnid.ops.paths import daemon_paths, find_config, read_pid
-from omnid.ops.protocol import AdminReply
+
+if TYPE_CHECKING:
+    from omnid.config import OmnidConfig
+    from omnid.ops.protocol import AdminReply
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_DAEMON = 0, 1, 2, 3
 
@@ -36,6 +39,9 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of 
 
 
 def _load(config: Path | None) -> tuple[Path, OmnidConfig]:
+    from omnid.config import load_config
+    from omnid.ops.paths import find_config
+
     try:
         path = find_config(config)
         return path, load_config(path)
@@ -45,6 +51,9 @@ def _load(config: Path | None) -> tuple[Path, OmnidConfig]:
 
 
 def _ask(config: Path | None, cmd: str, strategy: str | None = None, timeout_s: float = 15.0) -> AdminReply:
+    from omnid.ops.admin import AdminProtocolError, DaemonNotRunning, request
+    from omnid.ops.paths import daemon_paths
+
     _, cfg = _load(config)
     sock = Path(daemon_paths(cfg).socket)
     try:
@@ -203,6 +212,8 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(config: Path | None = ConfigOpt) -> None:
         """Run the daemon in the foreground (what systemd runs)."""
+        from omnid.ops.paths import find_config
+
         try:
             path = find_config(config)
         except ConfigError as exc:
@@ -215,6 +226,9 @@ def register(app: typer.Typer) -> None:
     @app.command("start")
     def start(config: Path | None = ConfigOpt) -> None:
         """Start the daemon in the background; return once it is ready, or say why it failed."""
+        from omnid.ops.admin import AdminProtocolError, DaemonNotRunning, request
+        from omnid.ops.paths import daemon_paths
+
         path, cfg = _load(config)
         paths = daemon_paths(cfg)
         sock = Path(paths.socket)
@@ -267,6 +281,8 @@ def register(app: typer.Typer) -> None:
     @app.command("stop")
     def stop(config: Path | None = ConfigOpt, json_out: bool = JsonOpt) -> None:
         """Stop the daemon gracefully and wait until it has exited."""
+        from omnid.ops.paths import daemon_paths, read_pid
+
         _, cfg = _load(config)
         reply = _ask(config, "stop")
         pid = int(reply.data.get("pid", 0)) if isinstance(reply.data, dict) else 0

@@ -13,7 +13,6 @@ Exit codes: 0 ok, 1 the store failed, 2 bad usage, config or input file.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -59,6 +58,8 @@ def _iid(symbol: str, venue: str) -> str:
 
 
 def _run(coro: Any) -> Any:
+    import asyncio  # only the commands that reach the store start a loop
+
     try:
         return asyncio.run(coro)
     except DataError as exc:

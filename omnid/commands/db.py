@@ -7,19 +7,22 @@ commands are for doing it ahead of time and for looking. Exit codes: 0 ok, 1 the
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from omnid.config import OmnidConfig, load_config
 from omnid.errors import ConfigError, OmnidError
+
+if TYPE_CHECKING:
+    from omnid.config import OmnidConfig
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="Config file (default ./omnid.toml, ...).")
 
 
 def load(config: Path | None) -> OmnidConfig:
     """The config (``--config`` or the default places); exit 2 listing its problems."""
+    from omnid.config import load_config  # every part's config: imported by the commands that read it
     from omnid.ops.paths import find_config
 
     try:
@@ -95,6 +98,8 @@ def register(app: typer.Typer) -> None:
     @db.command("migrate")
     def migrate_cmd(config: Path | None = ConfigOpt) -> None:
         """Apply pending migrations and create every table in each configured sink."""
+        import asyncio
+
         try:
             for line in asyncio.run(_migrate(config)):
                 typer.echo(line)
@@ -105,5 +110,7 @@ def register(app: typer.Typer) -> None:
     @db.command("status")
     def status_cmd(config: Path | None = ConfigOpt) -> None:
         """Show routing, applied migrations, spooled bytes and the journal's size."""
+        import asyncio
+
         for line in asyncio.run(_status(config)):
             typer.echo(line)

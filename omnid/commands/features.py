@@ -5,29 +5,41 @@ for training models offline. A bar file feeds its bars to indicators on the file
 (the smallest gap between rows); a tick file feeds every trade (``--source tick``, one output row per
 trade) or builds bars of ``--source 1m`` etc. from the trades (one row per completed bar).
 Instruments are named ``SYMBOL.FILE`` (so correlation reads ``corr:ETHUSDT.FILE:20``).
+
+numpy, pyarrow and the feature engine are imported by the functions that use them, so that the
+CLI's other commands and ``--help`` start without them.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 
-from omnid.calendar import CRYPTO_24_7, NSE_EQUITY, US_EQUITY, TradingCalendar
-from omnid.datafiles import BarData, TickData, detect_kind, load_bars, load_ticks, write_table
 from omnid.errors import ConfigError, DataError
-from omnid.features.engine import TICK, FeatureEngine, parse_source
-from omnid.features.indicators import Indicator
-from omnid.features.spec import IndicatorSpec, parse_spec
-from omnid.model import Bar, Instrument, Side, Trade
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from omnid.calendar import TradingCalendar
+    from omnid.datafiles import BarData, TickData
+    from omnid.features.engine import FeatureEngine
+    from omnid.features.indicators import Indicator
+    from omnid.features.spec import IndicatorSpec
+    from omnid.model import Bar
 
 VENUE = "FILE"
-CALENDARS: dict[str, TradingCalendar] = {"crypto": CRYPTO_24_7, "nse": NSE_EQUITY, "us": US_EQUITY}
 #: Files with at least this many rows get a progress bar.
 PROGRESS_FROM = 50_000
+
+
+def calendars() -> dict[str, TradingCalendar]:
+    """The session calendars ``--calendar`` names."""
+    from omnid.calendar import CRYPTO_24_7, NSE_EQUITY, US_EQUITY
+
+    return {"crypto": CRYPTO_24_7, "nse": NSE_EQUITY, "us": US_EQUITY}
 
 
 def register(app: typer.Typer) -> None:
@@ -47,24 +59,29 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Compute indicators over a bar or tick file; values not yet warmed up are left empty."""
+        from omnid.datafiles import detect_kind, load_bars, load_ticks, write_table
+        from omnid.features.engine import parse_source
+        from omnid.features.spec import parse_spec
+
+        known = calendars()
         try:
             specs = parse_spec(indicators)
             for s in specs:
                 if s.kind == "obi":
                     raise ConfigError("indicators", [(s.item, "obi needs order-book data, which bar and "
                                                       "tick files do not have")])
-            if calendar not in CALENDARS:
+            if calendar not in known:
                 raise ConfigError("--calendar", [("", f"unknown calendar {calendar!r} "
-                                                      f"(known: {', '.join(CALENDARS)})")])
+                                                      f"(known: {', '.join(known)})")])
             src = parse_source(source)
             kind = detect_kind(data)
             if kind == "bars":
                 if source != "tick":
                     raise ConfigError("--source", [("", "a bar file is read at its own interval; "
                                                         "--source is for tick files")])
-                columns = run_bars(load_bars(data), specs, CALENDARS[calendar])
+                columns = run_bars(load_bars(data), specs, known[calendar])
             else:
-                columns = run_ticks(load_ticks(data), specs, src, CALENDARS[calendar])
+                columns = run_ticks(load_ticks(data), specs, src, known[calendar])
             write_table(out, columns)
         except ConfigError as exc:
             typer.echo(f"omnid features: bad {exc.source}:", err=True)
@@ -94,11 +111,16 @@ class _Reader:
 
 
 def _engine(symbols: list[str], calendar: TradingCalendar) -> tuple[FeatureEngine, list[str]]:
+    from omnid.features.engine import FeatureEngine
+    from omnid.model import Instrument
+
     ids = [f"{s}.{VENUE}" for s in symbols]
     return FeatureEngine([Instrument(s, VENUE, calendar=calendar) for s in symbols]), ids
 
 
 def _columns(specs: list[IndicatorSpec], n: int, first: str) -> dict[str, Any]:
+    import numpy as np
+
     cols: dict[str, Any] = {"ts": np.zeros(n, dtype=np.int64), "symbol": [""] * n,
                             first: np.zeros(n, dtype=np.float64)}
     for s in specs:
@@ -117,6 +139,8 @@ def _progress(total: int) -> Any:
 
 def bar_interval(ts: np.ndarray) -> int:
     """The smallest positive gap between rows (1 day for a single row)."""
+    import numpy as np
+
     d = np.diff(ts)
     d = d[d > 0]
     return int(d.min()) if len(d) else 86_400_000_000_000
@@ -124,6 +148,8 @@ def bar_interval(ts: np.ndarray) -> int:
 
 def run_bars(data: BarData, specs: list[IndicatorSpec], calendar: TradingCalendar) -> dict[str, Any]:
     """Feed every bar to the engine; one output row per input row, in time order."""
+    from omnid.model import Bar
+
     data = data.by_time() if len(data.symbols) > 1 else data
     engine, ids = _engine(data.symbols, calendar)
     codes = data.symbol_codes
@@ -157,6 +183,11 @@ def run_bars(data: BarData, specs: list[IndicatorSpec], calendar: TradingCalenda
 def run_ticks(data: TickData, specs: list[IndicatorSpec], source: int,
               calendar: TradingCalendar) -> dict[str, Any]:
     """Feed every trade; one row per trade (tick source) or per completed bar (bar source)."""
+    import numpy as np
+
+    from omnid.features.engine import TICK
+    from omnid.model import Side, Trade
+
     data = data.by_time() if len(data.symbols) > 1 else data
     engine, ids = _engine(data.symbols, calendar)
     readers = [_Reader(engine, iid, specs, source) for iid in ids]

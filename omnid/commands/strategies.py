@@ -12,14 +12,15 @@ import sys
 import typing
 from typing import Any
 
-import msgspec
 import typer
-
-from omnid.strategies.registry import STRATEGY_KINDS, known_kinds
 
 
 def kind_info(kind: str) -> dict[str, Any]:
     """A kind's summary line and its parameters (name, type, default) as plain data."""
+    import msgspec
+
+    from omnid.strategies.registry import STRATEGY_KINDS
+
     cls = STRATEGY_KINDS[kind]
     module = sys.modules.get(cls.__module__)
     doc = ((module.__doc__ if module is not None else None) or cls.__doc__ or "").strip()
@@ -50,6 +51,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List strategy kinds with every parameter, its type and its default."""
+        # The registry imports every built-in strategy: only this command needs them.
+        from omnid.strategies.registry import STRATEGY_KINDS, known_kinds
+
         names = known_kinds()
         if kind:
             if kind not in STRATEGY_KINDS:
