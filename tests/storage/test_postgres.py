@@ -12,7 +12,8 @@ from omnid.storage.catalog import Catalog
 from omnid.storage.flusher import Flusher
 from omnid.storage.recorder import BatchRecorder
 from omnid.storage.sinks.base import Batch, make_units
-from omnid.storage.sinks.postgres import DAY_NS, PostgresSink, migrate, migrations
+from omnid.storage.sinks.pg_process import PostgresProcessSink
+from omnid.storage.sinks.postgres import DAY_NS, PostgresSink, migrate, migrations, server_busy
 
 from tests.storage.conftest import PG_DSN, T0, sample_records, trades
 from tests.storage.tcpproxy import TcpProxy
@@ -204,3 +205,49 @@ async def test_big_batches_split_across_connections(pg_prefix: str) -> None:
     got = await sink.fetch(f'SELECT count(*), count(DISTINCT trade_id) FROM "{pg_prefix}md".trades')
     await sink.close()
     assert tuple(got[0]) == (n, n)
+
+
+@pytest.mark.parametrize("writer", ["loop", "process"])
+async def test_a_server_refusal_that_is_not_the_rows_fault_spools_and_replays_once(
+        pg_prefix: str, tmp_path: Path, writer: str) -> None:
+    """A write the server refuses for its own state (here its lock timeout, while another session
+    holds the table) is transient with either writer: the batch, ledger row and all, is rolled back
+    and spooled, and replayed once the table is free; an error about the data still is not."""
+    assert server_busy(asyncpg.LockNotAvailableError()) and server_busy(asyncpg.DiskFullError())
+    assert server_busy(asyncpg.ReadOnlySQLTransactionError()) and server_busy(asyncpg.DeadlockDetectedError())
+    assert server_busy(asyncpg.QueryCanceledError()) and not server_busy(asyncpg.DataError())
+    assert not server_busy(asyncpg.InsufficientPrivilegeError()) and not server_busy(ValueError())
+    cat = Catalog()
+    dsn = PG_DSN + "?lock_timeout=200"
+    sink: PostgresSink | PostgresProcessSink
+    if writer == "loop":
+        sink = PostgresSink(dsn, schema_prefix=pg_prefix, catalog=cat)
+    else:
+        sink = PostgresProcessSink(dsn, schema_prefix=pg_prefix)
+    rec = BatchRecorder(cat, flush_rows=5000)
+    fl = Flusher(rec, {"postgres": sink}, default_sink="postgres", spool_dir=tmp_path, catalog=cat,
+                 flush_ms=10, retry_s=0.05)
+    worker = fl.workers["postgres"]
+    admin = await asyncpg.connect(PG_DSN)
+    await fl.start()
+    try:
+        for t in trades(5000):
+            rec.record(t)
+        await fl.flush(timeout_s=30)
+        async with admin.transaction():
+            await admin.execute(f'LOCK TABLE "{pg_prefix}md".trades IN ACCESS EXCLUSIVE MODE')
+            for t in trades(5000, start=T0 + DAY_NS // 2):
+                rec.record(t)
+            for _ in range(1000):
+                if worker.spool.rows_spooled >= 5000:
+                    break
+                await asyncio.sleep(0.01)
+            assert worker.spooling and worker.spool.rows_spooled == 5000 and worker.rows_failed == 0
+            assert "LockNotAvailable" in worker.last_error
+        await fl.flush(timeout_s=30)
+        assert not worker.spooling and worker.rows_written == 10_000 and worker.rows_failed == 0
+        got = await admin.fetchrow(f'SELECT count(*), count(DISTINCT (ts_event, trade_id)) FROM "{pg_prefix}md".trades')
+    finally:
+        await fl.stop()
+        await admin.close()
+    assert tuple(got) == (10_000, 10_000)

@@ -22,9 +22,10 @@ a loop turn spends well under ``slice_s`` on PostgreSQL however many COPYs run (
 record encoding sends 512 KB bursts of ~1 ms). A row that cannot be encoded is logged and left
 out. Timestamps are bigint nanoseconds: no ``datetime`` is built per row.
 
-Anything that means "the server is not there" (refused, reset, timed out, connection lost) becomes
-:class:`TransientError` so the flusher spools and retries; the connection is dropped and made
-again on the next :meth:`ping`.
+Anything that means "the server is not there" (refused, reset, timed out, connection lost) or
+"it cannot take a write now" whatever the rows (a deadlock, a full disk, a cancelled statement, a
+read-only server, a lock timeout: :func:`server_busy`) becomes :class:`TransientError` so the
+flusher spools and retries; the connection is dropped and made again on the next :meth:`ping`.
 
 The ledger is pruned so it does not grow for ever, never while the spool holds batches, by a
 :class:`omnid.storage.sinks.pg_ledger.LedgerPruner` on a connection of its own (that module says
@@ -71,6 +72,21 @@ _DOWN = (
     asyncpg.AdminShutdownError,
     asyncpg.TooManyConnectionsError,
 )
+
+
+#: SQLSTATE classes, and codes, of server errors that say nothing about the rows: the server cannot
+#: take a write now (connection lost, transaction rollback such as a deadlock, insufficient
+#: resources such as a full disk, operator intervention such as a cancelled statement, system I/O
+#: error, a read-only server after a failover, a lock not granted in time). A write failing so is
+#: transient: the batch is spooled and replayed once the server takes writes again, not dropped.
+_BUSY_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+_BUSY_CODES = frozenset({"25006", "55P03"})
+
+
+def server_busy(exc: BaseException) -> bool:
+    """Whether a PostgreSQL error is the server's state rather than the data's (see above)."""
+    code = str(getattr(exc, "sqlstate", "") or "")
+    return code[:2] in _BUSY_CLASSES or code in _BUSY_CODES
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -387,6 +403,9 @@ class PostgresSink:
             await self._drop()
             raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
         except asyncpg.PostgresError as exc:
+            if server_busy(exc):  # a fresh connection on the retry (a failover may have moved it)
+                await self._drop()
+                raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
             raise StorageError(f"postgres: {spec.full_name}: {exc}", table=spec.full_name) from exc
         except (ValueError, TypeError, OverflowError) as exc:  # a value asyncpg refuses
             raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}", table=spec.full_name) from exc
@@ -405,6 +424,9 @@ class PostgresSink:
             await self._drop()
             raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
         except asyncpg.PostgresError as exc:
+            if server_busy(exc):  # a fresh connection on the retry (a failover may have moved it)
+                await self._drop()
+                raise TransientError(f"postgres: {spec.full_name}: {exc!r}", table=spec.full_name) from exc
             raise StorageError(f"postgres: {spec.full_name}: {exc}", table=spec.full_name) from exc
         except (ValueError, TypeError, OverflowError) as exc:  # a value asyncpg refuses
             raise StorageError(f"postgres: {spec.full_name}: bad row: {exc}", table=spec.full_name) from exc
