@@ -282,26 +282,42 @@ params = { fast = 3, slow = 8, mode = "long_short", qty = 0.001 }
 """
 
 
-def test_ctrl_c_at_the_terminal_stops_cleanly_without_losing_the_sqlite_writer(data_dir: Path) -> None:
+PG_DSN = os.environ.get("OMNID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.mark.parametrize("sink", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_ctrl_c_at_the_terminal_stops_cleanly_without_losing_the_writer(data_dir: Path, sink: str) -> None:
     # A terminal's Ctrl-C sends SIGINT to the whole foreground process group: the daemon and any
-    # child it started. The SQLite writer child must not die with it before the final flush (it
-    # did: "sink sqlite is down ... the writer process died", then a spool and a replay).
-    env = _env(data_dir)
+    # child it started. A writer child (SQLite's; PostgreSQL's with writer = "process") must not
+    # die with it before the final flush (it did: "sink sqlite is down ... the writer process
+    # died", then a spool and a replay).
+    prefix = f"c{os.getpid()}_"
+    extra = {} if sink == "sqlite" else {
+        "OMNID__STORAGE__DEFAULT_SINK": "postgres",
+        "OMNID__STORAGE__POSTGRES__DSN": PG_DSN,
+        "OMNID__STORAGE__POSTGRES__SCHEMA_PREFIX": prefix,
+        "OMNID__STORAGE__POSTGRES__WRITER": "process",
+    }
+    env = _env(data_dir, **extra)
     p = Foreground(env, new_session=True)
     try:
         p.wait_ready(env)
-        wait_for(lambda: status(env)["storage"]["written"].get("sqlite", 0) > 0, 30, "rows in SQLite")
+        wait_for(lambda: status(env)["storage"]["written"].get(sink, 0) > 0, 30, f"rows in {sink}")
         os.killpg(p.proc.pid, signal.SIGINT)
-        assert p.proc.wait(20) == 0
+        assert p.proc.wait(30) == 0
     finally:
         if p.proc.poll() is None:
             os.killpg(p.proc.pid, signal.SIGKILL)
             p.proc.wait()
+        if sink == "postgres":
+            schemas = ", ".join(f'"{prefix}{g}"' for g in ("md", "derived", "strategy", "exec", "meta"))
+            subprocess.run(["psql", PG_DSN, "-qc", f"DROP SCHEMA IF EXISTS {schemas} CASCADE"],
+                           capture_output=True, check=False, timeout=60)
     events = log_events(data_dir)
     assert not [e for e in events if "is down" in str(e.get("event"))], "the writer died on Ctrl-C"
     flushed = [e for e in events if e["event"] == "storage flushed"]
     assert flushed and flushed[-1]["backlog"] == 0 and flushed[-1]["dropped"] == 0
-    assert flushed[-1]["written"]["sqlite"] == flushed[-1]["recorded"]
+    assert flushed[-1]["written"][sink] == flushed[-1]["recorded"]
 
 
 def _sqlite_count(path: Path, table: str) -> int:

@@ -127,6 +127,9 @@ class PostgresProcessSink:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "omnid.storage.sinks.pg_writer",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+                # Its own session, as the SQLite writer's: a terminal Ctrl-C must not kill it
+                # before the daemon's final flush (it exits at the end of its input).
+                start_new_session=True,
             )
         except OSError as exc:
             raise TransientError(f"postgres: cannot start the writer process: {exc}") from exc
