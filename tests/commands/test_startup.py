@@ -48,17 +48,17 @@ with open(report, "w") as f:
 """
 
 #: Never needed to show help or the version: numeric and file libraries, the config (it imports
-#: every part's section), the daemon and its parts, the logging stack, typer's pydantic coercion.
+#: every part's section), the daemon and its parts, the logging stack. (pydantic is not here: typer
+#: builds a pydantic coercion for each option it processes.)
 HELP_HEAVY = (
-    "numpy", "pyarrow", "pandas", "msgspec", "asyncio", "pydantic", "rich", "structlog", "tqdm",
+    "numpy", "pyarrow", "pandas", "msgspec", "asyncio", "rich", "structlog", "tqdm",
     "omnid.config", "omnid.daemon", "omnid.engine", "omnid.datafiles", "omnid.sim", "omnid.storage",
     "omnid.venues", "omnid.features", "omnid.strategies", "omnid.risk", "omnid.ops.admin",
 )
 #: Never needed to ask the daemon something (status, stop ...): the config and the admin client
-#: are, the rest is not. pydantic: typer coerces no omitted option (a given one, --config FILE or a
-#: strategy name, still loads it).
+#: are, the rest is not.
 CLIENT_HEAVY = (
-    "numpy", "pyarrow", "pandas", "pydantic", "tqdm", "aiohttp", "asyncpg", "uvloop", "websockets",
+    "numpy", "pyarrow", "pandas", "tqdm", "aiohttp", "asyncpg", "uvloop", "websockets",
     "omnid.daemon", "omnid.engine", "omnid.datafiles", "omnid.sim", "omnid.storage.recorder",
     "omnid.storage.service", "omnid.storage.sinks", "omnid.venues.binance.feed", "omnid.ops.engine_core",
 )
@@ -99,55 +99,6 @@ def test_a_bad_config_still_exits_2_naming_the_key(tmp_path: Path) -> None:
                        text=True, timeout=60, env={**os.environ, "HOME": str(tmp_path / "home")})
     assert r.returncode == 2
     assert "omnid.data_dri: unknown key" in r.stderr
-
-
-#: A small typer app whose parameters cover what omnid's commands use; it prints what it received.
-SAMPLE_APP = r"""
-import sys
-from pathlib import Path
-import typer
-if sys.argv[1] == "omnid":
-    import omnid.cli  # installs the deferred coercion
-app = typer.Typer(add_completion=False)
-
-@app.callback()
-def root() -> None:
-    "root"
-
-@app.command("go")
-def go(path: Path | None = typer.Option(None, "--path"), n: int = typer.Option(3, "--n"),
-       x: float = typer.Option(1.5, "--x"), s: str | None = typer.Argument(None),
-       many: list[str] = typer.Option([], "--many"), flag: bool = typer.Option(False, "--flag")) -> None:
-    "go"
-    print(repr((path, n, x, s, many, flag)))
-
-app(sys.argv[2:], prog_name="sample")
-"""
-
-
-def _sample(which: str, *args: str) -> tuple[int, str, str]:
-    r = subprocess.run([sys.executable, "-c", SAMPLE_APP, which, *args], capture_output=True, text=True,
-                       timeout=60)
-    return r.returncode, r.stdout, r.stderr
-
-
-def test_deferred_coercion_gives_what_typer_gives() -> None:
-    cases = [
-        ["go"],
-        ["go", "word", "--path", "a/b", "--n", "7", "--x", "2", "--many", "p", "--many", "q", "--flag"],
-        ["go", "--path", ""],
-        ["go", "--n", "seven"],
-        ["go", "--x", "nan"],
-        ["go", "--path"],
-        ["go", "--help"],
-    ]
-    for args in cases:
-        plain, deferred = _sample("plain", *args), _sample("omnid", *args)
-        assert deferred == plain, args
-    code, out, _ = _sample("omnid", "go")
-    assert code == 0 and out == "(None, 3, 1.5, None, [], False)\n"
-    code, _, err = _sample("omnid", "go", "--n", "seven")
-    assert code == 2 and "Invalid value for '--n'" in err
 
 
 def test_a_bad_option_value_is_typers_usage_error() -> None:
