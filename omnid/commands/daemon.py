@@ -150,17 +150,25 @@ def render_status(s: dict[str, Any]) -> str:
         "feeds:",
     ]
     feeds = s.get("feeds") or []
+    # Trade gaps (trades missed across a reconnect or a restart): a column only once there were any.
+    gaps = any(f.get("trade_gaps_lost") or f.get("trade_gaps_refetched") for f in feeds)
     out.append(
         table(
             [
                 [f["name"], f["state"], f["rate"], f["last_age_s"], f["messages"], f.get("reconnects", 0)]
+                + ([f"{f.get('trade_gaps_lost', 0)}/{f.get('trade_gaps_refetched', 0)}"] if gaps else [])
                 for f in feeds
             ],
-            ["FEED", "STATE", "MSG/S", "LAST TICK AGE (S)", "MESSAGES", "RECONNECTS"],
+            ["FEED", "STATE", "MSG/S", "LAST TICK AGE (S)", "MESSAGES", "RECONNECTS"]
+            + (["TRADE GAPS LOST/REFETCHED"] if gaps else []),
         )
         if feeds
         else "  (none)"
     )
+    for f in feeds:
+        lost = f.get("lost_trade_ranges") or []
+        if lost:
+            out.append(f"  {f['name']}: trades lost (not fetched): " + "; ".join(lost))
     prices = s.get("prices") or {}
     if prices:
         out.append("prices:")

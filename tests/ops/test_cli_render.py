@@ -44,3 +44,16 @@ def test_empty_positions_and_orders() -> None:
                         "qty": 1.0, "order_type": "limit", "limit_price": 550.0, "status": "accepted",
                         "filled_qty": 0.0}])
     assert "D-x-1" in o and "accepted" in o and "550" in o
+
+
+def test_trade_gaps_show_only_once_there_were_any() -> None:
+    feed = {"name": "binance", "state": "connected", "rate": 5.0, "last_age_s": 0.2, "messages": 10,
+            "reconnects": 2, "trade_gaps_lost": 0, "trade_gaps_refetched": 0, "lost_trade_ranges": []}
+    quiet = render_status({"feeds": [feed]})
+    assert "TRADE GAPS" not in quiet and "lost" not in quiet
+    feed.update(trade_gaps_lost=1, trade_gaps_refetched=3, lost_trade_ranges=["BTCUSDT trades 6-105"])
+    text = render_status({"feeds": [feed, {"name": "sim", "state": "connected", "rate": 1.0, "last_age_s": 0.1,
+                                           "messages": 4}]})
+    header, row, other = text.split("feeds:\n")[1].splitlines()[:3]
+    assert header.split()[-1] == "LOST/REFETCHED" and row.split()[-1] == "1/3" and other.split()[-1] == "0/0"
+    assert "binance: trades lost (not fetched): BTCUSDT trades 6-105" in text
