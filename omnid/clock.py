@@ -13,17 +13,19 @@ one-shot at a timestamp, periodic every N ns, and daily at a local wall time in 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import heapq
 import itertools
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
 from omnid.calendar import NS_PER_SECOND, parse_hhmm, to_ns, zone
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 class TimeEvent(msgspec.Struct, frozen=True):
@@ -281,6 +283,8 @@ class LiveClock(_TimerBook):
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
+            import asyncio  # here, not at the top: the CLI's light commands import this module
+
             self._loop = asyncio.get_running_loop()
         return self._loop
 

@@ -51,7 +51,7 @@ def _load(config: Path | None) -> tuple[Path, OmnidConfig]:
 
 
 def _ask(config: Path | None, cmd: str, strategy: str | None = None, timeout_s: float = 15.0) -> AdminReply:
-    from omnid.ops.admin import AdminProtocolError, DaemonNotRunning, request
+    from omnid.ops.client import AdminProtocolError, DaemonNotRunning, request
     from omnid.ops.paths import daemon_paths
 
     _, cfg = _load(config)
@@ -234,7 +234,7 @@ def register(app: typer.Typer) -> None:
     @app.command("start")
     def start(config: Path | None = ConfigOpt) -> None:
         """Start the daemon in the background; return once it is ready, or say why it failed."""
-        from omnid.ops.admin import AdminProtocolError, DaemonNotRunning, request
+        from omnid.ops.client import AdminProtocolError, DaemonNotRunning, request
         from omnid.ops.paths import daemon_paths
 
         path, cfg = _load(config)

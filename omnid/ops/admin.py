@@ -3,8 +3,8 @@
 The server answers each request line with one reply line, any number of clients at once. A
 malformed line, an unknown command or a handler that raises gets an error reply; the connection
 and the daemon carry on. A line longer than ``max_request_bytes`` gets an error and the
-connection is closed (the stream cannot be resynchronised cheaply). The client is synchronous:
-the CLI has no event loop to share.
+connection is closed (the stream cannot be resynchronised cheaply). The client is
+:mod:`omnid.ops.client` (re-exported here).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,29 +20,22 @@ import msgspec
 import structlog
 
 from omnid.errors import OmnidError, RejectedError
+from omnid.ops.client import AdminProtocolError, DaemonNotRunning, request, socket_alive
 from omnid.ops.protocol import (
-    COMMANDS,
     PROTOCOL_VERSION,
     AdminReply,
     AdminRequest,
     encode_reply,
     error_reply,
-    reply_decoder,
     request_decoder,
     to_builtins,
 )
 
+__all__ = ["AdminProtocolError", "AdminServer", "DaemonNotRunning", "request", "socket_alive"]
+
 log = structlog.get_logger("omnid.admin")
 
 Handler = Callable[[AdminRequest], Awaitable[Any]]
-
-
-class DaemonNotRunning(OmnidError):
-    """Nothing answers on the admin socket."""
-
-
-class AdminProtocolError(OmnidError):
-    """The daemon's reply could not be read (wrong protocol version, garbage, cut off)."""
 
 
 class AdminServer:
@@ -152,58 +144,3 @@ class AdminServer:
             return encode_reply(
                 error_reply("internal", f"{type(exc).__name__}: {exc}", cmd=req.cmd, req_id=req.id)
             )
-
-
-def request(path: Path, cmd: str, *, strategy: str | None = None, timeout_s: float = 10.0) -> AdminReply:
-    """Send one request and return the reply (synchronous, for the CLI).
-
-    Raises :class:`DaemonNotRunning` if no daemon listens on ``path``, :class:`AdminProtocolError`
-    if the reply is unreadable or of another protocol version.
-    """
-    if cmd not in COMMANDS:
-        raise RejectedError(f"unknown command {cmd!r}", cmd=cmd)
-    payload = msgspec.json.encode(AdminRequest(cmd=cmd, strategy=strategy)) + b"\n"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout_s)
-        try:
-            s.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise DaemonNotRunning(
-                f"no omnid daemon is running on {path} ({exc.strerror})", socket=str(path)
-            ) from None
-        except PermissionError:
-            raise DaemonNotRunning(
-                f"cannot open {path}: permission denied (run as the daemon's user)"
-            ) from None
-        buf = b""
-        try:
-            s.sendall(payload)
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                buf += chunk
-        except TimeoutError:
-            raise AdminProtocolError(f"the daemon did not answer {cmd!r} within {timeout_s:g}s") from None
-        except ConnectionError as exc:  # it died or closed on us mid-request
-            raise AdminProtocolError(f"the daemon dropped the connection during {cmd!r}: {exc}") from None
-    if not buf:
-        raise AdminProtocolError(f"the daemon closed the connection without answering {cmd!r}")
-    try:
-        reply = reply_decoder.decode(buf)
-    except msgspec.DecodeError as exc:
-        raise AdminProtocolError(f"unreadable reply from the daemon: {exc}") from None
-    if reply.v != PROTOCOL_VERSION:
-        raise AdminProtocolError(f"the daemon speaks admin protocol v{reply.v}, this CLI v{PROTOCOL_VERSION}")
-    return reply
-
-
-def socket_alive(path: Path, timeout_s: float = 1.0) -> bool:
-    """True if something accepts connections on ``path``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout_s)
-        try:
-            s.connect(str(path))
-        except OSError:
-            return False
-        return True

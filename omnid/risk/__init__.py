@@ -1,13 +1,32 @@
 """The risk gate (pre-trade checks, sizing, kill switch) and managed exits (stops, square-off).
 
-Import the gate from here; ``omnid.risk.config`` stays free of the rest so that ``omnid.config``
-can import it without pulling the gate in.
+Import the gate from here. The names are loaded when first asked for, so that ``omnid.config``
+(which imports ``omnid.risk.config``, and with it this package) does not pull in the gate, the exit
+manager, the clock and asyncio: every ``omnid status`` would pay for them.
 """
 
-from omnid.risk.config import ExitsConfig, RiskConfig, SizingConfig
-from omnid.risk.events import RiskDenial, RiskHaltEvent, RiskStatus
-from omnid.risk.exits import ExitLevels, ExitManager
-from omnid.risk.gate import RiskGate
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omnid.risk.config import ExitsConfig, RiskConfig, SizingConfig
+    from omnid.risk.events import RiskDenial, RiskHaltEvent, RiskStatus
+    from omnid.risk.exits import ExitLevels, ExitManager
+    from omnid.risk.gate import RiskGate
+
+_WHERE = {
+    "ExitLevels": "exits",
+    "ExitManager": "exits",
+    "ExitsConfig": "config",
+    "RiskConfig": "config",
+    "RiskDenial": "events",
+    "RiskGate": "gate",
+    "RiskHaltEvent": "events",
+    "RiskStatus": "events",
+    "SizingConfig": "config",
+}
 
 __all__ = [
     "ExitLevels",
@@ -20,3 +39,12 @@ __all__ = [
     "RiskStatus",
     "SizingConfig",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'omnid.risk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"omnid.risk.{module}"), name)
+    globals()[name] = value
+    return value

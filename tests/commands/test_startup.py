@@ -59,6 +59,8 @@ HELP_HEAVY = (
 #: are, the rest is not.
 CLIENT_HEAVY = (
     "numpy", "pyarrow", "pandas", "tqdm", "aiohttp", "asyncpg", "uvloop", "websockets",
+    "asyncio", "structlog", "rich", "omnid.ops.admin", "omnid.risk.gate", "omnid.risk.exits",
+    "omnid.venues.paper.broker",
     "omnid.daemon", "omnid.engine", "omnid.datafiles", "omnid.sim", "omnid.storage.recorder",
     "omnid.storage.service", "omnid.storage.sinks", "omnid.venues.binance.feed", "omnid.ops.engine_core",
 )
