@@ -228,3 +228,23 @@ class LedgerPruner:
             await asyncio.wait_for(conn.close(), self.timeout_s)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             conn.terminate()
+
+
+class LedgerRetention:
+    """The ledger-retention surface the flusher and status use, for a sink that has a ``pruner``
+    (both PostgreSQL writers: the loop sink and the writer-process sink)."""
+
+    pruner: LedgerPruner
+
+    def watch_spool(self, pending: Callable[[], bool]) -> None:
+        """Allow the ledger to be pruned, asking ``pending()`` (true while the spool of this sink
+        holds batches) before every chunk. Only the flusher that owns the spool calls this."""
+        self.pruner.watch_spool(pending)
+
+    async def prune_ledger(self) -> int | None:
+        """One prune pass (:meth:`LedgerPruner.prune`): rows deleted, None if put off."""
+        return await self.pruner.prune()
+
+    def ledger_stats(self) -> dict[str, Any]:
+        """The ledger's retention counters, for the flusher's stats."""
+        return self.pruner.stats()

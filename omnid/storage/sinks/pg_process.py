@@ -35,7 +35,6 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,13 @@ from omnid.errors import OmnidError, StorageError, TransientError
 from omnid.storage.catalog import Row, TableSpec
 from omnid.storage.framing import HEADER, frame
 from omnid.storage.sinks.base import Batch, Unit, iter_rows
-from omnid.storage.sinks.pg_ledger import LEDGER_KEEP_S, PRUNE_CHUNK, PRUNE_EVERY_S, LedgerPruner
+from omnid.storage.sinks.pg_ledger import (
+    LEDGER_KEEP_S,
+    PRUNE_CHUNK,
+    PRUNE_EVERY_S,
+    LedgerPruner,
+    LedgerRetention,
+)
 from omnid.storage.sinks.pg_writer import OPTIONS_ENV, spec_to_wire
 
 log = logging.getLogger("omnid.storage")
@@ -63,7 +68,7 @@ _dec = msgspec.msgpack.Decoder()
 _BEGIN = frame(_enc.encode(["begin"]))
 
 
-class PostgresProcessSink:
+class PostgresProcessSink(LedgerRetention):
     """The PostgreSQL sink, writing through one writer process started on :meth:`start`."""
 
     name = "postgres"
@@ -223,19 +228,6 @@ class PostgresProcessSink:
     def rejected(self) -> int:
         """Rows left out because they could not be encoded (each one logged)."""
         return self.rejected_writer + self.rejected_here
-
-    def watch_spool(self, pending: Callable[[], bool]) -> None:
-        """Allow the ledger to be pruned, asking ``pending()`` (true while the spool of this sink
-        holds batches) before every chunk. Only the flusher that owns the spool calls this."""
-        self.pruner.watch_spool(pending)
-
-    async def prune_ledger(self) -> int | None:
-        """One prune pass (:meth:`LedgerPruner.prune`): rows deleted, None if put off."""
-        return await self.pruner.prune()
-
-    def ledger_stats(self) -> dict[str, Any]:
-        """The ledger's retention counters, for the flusher's stats."""
-        return self.pruner.stats()
 
     def _rows_frame(self, spec: TableSpec, rows: list[Row]) -> tuple[bytes, list[int]]:
         """The frame that sends ``rows``, and the positions of the rows left out of it: a row

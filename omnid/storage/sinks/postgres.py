@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from importlib import resources
 from typing import Any
 
@@ -47,7 +47,13 @@ from omnid.errors import StorageError, TransientError
 from omnid.storage.catalog import CATALOG, GROUPS, Catalog, TableSpec
 from omnid.storage.ddl import LEDGER, pg_create, pg_schema
 from omnid.storage.sinks.base import Batch, careful_rows
-from omnid.storage.sinks.pg_ledger import LEDGER_KEEP_S, PRUNE_CHUNK, PRUNE_EVERY_S, LedgerPruner
+from omnid.storage.sinks.pg_ledger import (
+    LEDGER_KEEP_S,
+    PRUNE_CHUNK,
+    PRUNE_EVERY_S,
+    LedgerPruner,
+    LedgerRetention,
+)
 from omnid.storage.sinks.pgcopy import HEADER, TRAILER, CopyEncoder
 
 log = logging.getLogger("omnid.storage")
@@ -151,7 +157,7 @@ def partition_name(spec: TableSpec, day: int) -> str:
     return f"{spec.name}_p{time.strftime('%Y%m%d', time.gmtime(day * 86_400))}"
 
 
-class PostgresSink:
+class PostgresSink(LedgerRetention):
     """Used by one flusher worker at a time. ``connections`` > 1 splits a big batch across that
     many connections written in parallel: worth it only with cores to spare, since every COPY
     backend also needs a core. On 2 cores one connection measured faster (997k against 913k
@@ -247,22 +253,6 @@ class PostgresSink:
             raise TransientError(f"postgres: lost during start-up: {exc!r}") from exc
         self.pruner.set_tables(tables)
         await self.pruner.schedule(connect=True)
-
-    # ---------------------------------------------------------------------------------------------
-    # Ledger retention: see omnid.storage.sinks.pg_ledger
-
-    def watch_spool(self, pending: Callable[[], bool]) -> None:
-        """Allow the ledger to be pruned, asking ``pending()`` (true while the spool of this sink
-        holds batches) before every chunk. Only the flusher that owns the spool calls this."""
-        self.pruner.watch_spool(pending)
-
-    async def prune_ledger(self) -> int | None:
-        """One prune pass (:meth:`LedgerPruner.prune`): rows deleted, None if put off."""
-        return await self.pruner.prune()
-
-    def ledger_stats(self) -> dict[str, Any]:
-        """The ledger's retention counters, for the flusher's stats."""
-        return self.pruner.stats()
 
     async def _ensure_table(self, conn: asyncpg.Connection, spec: TableSpec) -> None:
         if spec.full_name in self._ready:
