@@ -7,8 +7,9 @@ manager, the clock and asyncio: every ``omnid status`` would pay for them.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from omnid.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from omnid.risk.config import ExitsConfig, RiskConfig, SizingConfig
@@ -40,11 +41,4 @@ __all__ = [
     "SizingConfig",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'omnid.risk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"omnid.risk.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -6,8 +6,9 @@ light commands should not pay for the broker (and the clock and asyncio behind i
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from omnid.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from omnid.venues.paper.broker import PaperBroker
@@ -17,11 +18,4 @@ _WHERE = {"PaperBroker": "broker", "PaperConfig": "config"}
 
 __all__ = ["PaperBroker", "PaperConfig"]
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'omnid.venues.paper' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"omnid.venues.paper.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
