@@ -6,7 +6,6 @@ restart."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sqlite3
 import subprocess
@@ -25,6 +24,7 @@ from omnid.ops.engine_core import engine_core_factory
 from omnid.venues.binance.feed import BinanceFeed, TradeGap
 from omnid.venues.binance.lastids import FILE_NAME
 
+from tests.ops.test_alerts import running
 from tests.peers.binance_peer import BinancePeer
 from tests.peers.telegram_peer import TelegramPeer
 from tests.venues.binance.conftest import peer_config, peer_rest, until
@@ -43,17 +43,6 @@ async def tg() -> AsyncIterator[TelegramPeer]:
 
 def texts(tg: TelegramPeer) -> list[str]:
     return [str(m["text"]) for m in tg.messages]
-
-
-@contextlib.asynccontextmanager
-async def sending(mgr: AlertManager) -> AsyncIterator[AlertManager]:
-    task = asyncio.create_task(mgr.run())
-    try:
-        yield mgr
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def lose_one(peer: BinancePeer, r: Running, n: int) -> None:
@@ -83,7 +72,7 @@ async def test_a_flapping_connection_alerts_a_few_gaps_then_one_summary(
     feed = BinanceFeed(peer_config(peer, streams=["trade"], trade_gap_max_pages=0), events.append,
                        session=session, rest=peer_rest(peer, session), on_trade_gap=watcher.on_trade_gap)
     r = Running(feed, asyncio.create_task(feed.run()), events)
-    async with sending(mgr):
+    async with running(mgr):
         try:
             await asyncio.wait_for(feed.subscribed.wait(), 5)
             for n in range(1, 13):
@@ -121,7 +110,7 @@ async def test_each_range_is_alerted_once_and_a_new_window_alerts_again(tg: Tele
         return TradeGap(feed="binance", symbol="ETHUSDT", stream="aggTrade", first_id=first, last_id=first + 9,
                         reason=reason, detail="RateLimitedError: 429", cause=cause)
 
-    async with sending(mgr):
+    async with running(mgr):
         watcher.on_trade_gap(gap(1, "banned"))
         watcher.on_trade_gap(gap(1, "banned"))  # the same range again
         for i in range(2, 2 + TRADE_GAP_ALERTS_PER_WINDOW):
