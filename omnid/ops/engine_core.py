@@ -8,7 +8,9 @@ Start-up, first start or restart alike (:meth:`EngineCore.start`):
    (Binance when ``[binance] trading``) adopts them and re-reads balances and orders from the
    venue (the venue's truth wins: a fill it reports that the journal lacks is booked once, then
    positions, and cash where the venue reports the account currency, are set to the venue's
-   numbers; every difference is logged, alerted, journaled and recorded); the paper broker
+   numbers; every difference is logged, alerted, journaled and recorded; a base asset the venue
+   holds with no omnid position open in it is named in the log and in status, never adopted,
+   so no strategy sells what omnid did not buy); the paper broker
    re-books them (it keeps its book in memory, so without this a restart would cancel every
    working paper order, which no real venue does), and its venue ids, fill ids and positions
    continue from the journal;
@@ -311,6 +313,14 @@ class EngineCore:
             )
             adjusted += self._adjust_position(client.venue, d)
         cash_adj = self._adjust_cash(client)
+        unmanaged = self._unmanaged_holdings(client)
+        for asset, qty in unmanaged.items():
+            # Not adopted: a strategy must never sell what omnid did not buy (savings held on the
+            # same account). Said once per start, so the operator knows why positions show flat.
+            log.warning("venue holding not managed", venue=client.venue, asset=asset, venue_qty=qty,
+                        why="no open omnid position in an instrument of this asset; strategies will "
+                            "not trade it, risk limits do not count it")
+        summary["unmanaged_holdings"] = unmanaged
         summary["fills_booked"] = len(booked)
         summary["position_differences"] = len(diffs)
         summary["positions_adjusted"] = adjusted
@@ -423,6 +433,30 @@ class EngineCore:
                 out.append({"instrument_id": pos.instrument_id, "asset": asset, "venue_qty": venue_qty,
                             "journal_qty": pos.qty, "venue_exact": str(exact),
                             "shared_by": per_asset[asset]})
+        return out
+
+    def _unmanaged_holdings(self, client: Any) -> dict[str, float]:
+        """Base assets of this venue's configured instruments that the venue holds while no omnid
+        position in them is open (bought before omnid, or elsewhere): asset → free + locked."""
+        if getattr(client, "balance", None) is None:
+            return {}
+        suffix = f".{client.venue}"
+        instruments = self.engine.instruments
+        open_assets = set()
+        for pos in self.engine.portfolio.positions():
+            inst = instruments.get(pos.instrument_id)
+            if inst is not None and pos.instrument_id.endswith(suffix):
+                open_assets.add(inst.base_currency)
+        out: dict[str, float] = {}
+        currency = self.engine.portfolio.currency
+        for iid, inst in sorted(instruments.items()):
+            asset = inst.base_currency
+            if (not iid.endswith(suffix) or not asset or asset in open_assets or asset in out
+                    or asset == currency):
+                continue
+            qty = float(_venue_amount(client, asset))
+            if qty > 0.0:
+                out[asset] = qty
         return out
 
     def enable_trading(self) -> None:

@@ -86,3 +86,33 @@ async def test_withdrawal_to_flat_closes_the_position_and_its_exits(
     async with running(config, monkeypatch) as (_, core):
         assert core.restored["venues"]["BINANCE"]["position_differences"] == 0
         assert core.engine.portfolio.positions() == []
+
+
+async def test_holdings_omnid_did_not_buy_are_reported_not_adopted(
+    peer: BinancePeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BTC held before omnid ever traded BTCUSDT: named at start (log, status), never adopted, so
+    no strategy sells it; once omnid holds a BTCUSDT position, the balance is that position's."""
+    monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("OMNID__STRATEGIES", "[]")
+    config = write_config(tmp_path, peer)
+    peer.balances["BTC"] = (Decimal("0.25"), Decimal("0.05"))
+    with structlog.testing.capture_logs() as logs:
+        async with running(config, monkeypatch) as (_, core):
+            summary = core.restored["venues"]["BINANCE"]
+            assert summary["unmanaged_holdings"] == {"BTC": 0.3}
+            assert summary["position_differences"] == 0
+            assert core.engine.portfolio.position_qty(IID) == 0.0
+            await peer.trade("BTCUSDT", "50000.00", "0.01000")
+            a = buy(core, 0.002)
+            await until(lambda: a.client_order_id in peer.orders, 10)
+            peer.fill(a.client_order_id, "0.002", "50000.00")
+            await until(lambda: a.status is OrderStatus.FILLED, 10)
+        peer.balances["BTC"] = (Decimal("0.002"), Decimal(0))
+        async with running(config, monkeypatch) as (_, core):
+            summary = core.restored["venues"]["BINANCE"]
+            assert summary["unmanaged_holdings"] == {} and summary["position_differences"] == 0
+            assert core.engine.portfolio.position_qty(IID) == 0.002
+    named = [(r["asset"], r["venue_qty"]) for r in logs if r.get("event") == "venue holding not managed"]
+    assert named == [("BTC", 0.3)]
