@@ -319,7 +319,9 @@ class EngineCore:
             # same account). Said once per start, so the operator knows why positions show flat.
             log.warning("venue holding not managed", venue=client.venue, asset=asset, venue_qty=qty,
                         why="no open omnid position in an instrument of this asset; strategies will "
-                            "not trade it, risk limits do not count it")
+                            "not trade it, risk limits do not count it. If it is not omnid's, say so "
+                            f"with [binance] hold_back = {{ {asset} = {qty:g} }}: else the position "
+                            "omnid opens next is set to the whole balance at the next reconcile")
         summary["unmanaged_holdings"] = unmanaged
         summary["fills_booked"] = len(booked)
         summary["position_differences"] = len(diffs)
@@ -688,13 +690,19 @@ _SUM = Context(prec=120)  # far beyond any balance: exact for every real one
 
 
 def _venue_amount(client: Any, asset: str) -> Decimal:
-    """A venue balance (free + locked), exactly: each float is read as the decimal the venue sent,
-    so ``0.1 + 0.2`` is ``0.3``, not ``0.30000000000000004``."""
+    """A venue balance (free + locked) less what the client holds back for others
+    (``[binance] hold_back``), never below 0, exactly: each float is read as the decimal the
+    venue sent, so ``0.1 + 0.2`` is ``0.3``, not ``0.30000000000000004``."""
     balances = getattr(client, "balances", None)
     if isinstance(balances, dict) and asset in balances:
         free, locked = balances[asset]
-        return _SUM.add(to_decimal(free), to_decimal(locked))
-    return to_decimal(float(client.balance(asset)))
+        amount = _SUM.add(to_decimal(free), to_decimal(locked))
+    else:
+        amount = to_decimal(float(client.balance(asset)))
+    held = getattr(client, "hold_back", None)
+    if isinstance(held, dict) and asset in held:
+        amount = max(_SUM.subtract(amount, to_decimal(float(held[asset]))), Decimal(0))
+    return amount
 
 
 def _trailing_int(text: str) -> int:

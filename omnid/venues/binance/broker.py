@@ -165,6 +165,8 @@ class BinanceBroker:
         self._stopping = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self.balances: dict[str, tuple[float, float]] = {}  # asset → (free, locked)
+        #: Per asset, what reconcile leaves out of omnid's books ([binance] hold_back).
+        self.hold_back: dict[str, float] = dict(cfg.hold_back)
         self.stats = BrokerStats()
         self.user_stream_ready = asyncio.Event()
         self.failed: BaseException | None = None

@@ -7,6 +7,7 @@ that prints the config or the client cannot leak it.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import tomllib
@@ -79,6 +80,11 @@ class BinanceConfig(Section):
     #: a page), so only the newest part could be fetched anyway.
     recover_max_age_s: float = 900.0
     trading: bool = False
+    #: Amounts per asset on the account that omnid leaves alone (savings, another bot's capital),
+    #: e.g. ``{ BTC = 0.3, USDT = 5000 }``: taken off the venue's balances before every reconcile,
+    #: so they never become an omnid position (which a strategy's exit would sell) nor cash its
+    #: sizing spends. An asset held below its amount counts as 0.
+    hold_back: dict[str, float] = msgspec.field(default_factory=dict)
     api_key_env: str = "BINANCE_API_KEY"
     api_secret_env: str = "BINANCE_API_SECRET"
     credentials_file: str = ""
@@ -104,6 +110,11 @@ class BinanceConfig(Section):
             raise ValueError("trade_gap_max_pages must be >= 0 and trade_gap_timeout_s > 0")
         if not self.recover_max_age_s > 0:
             raise ValueError("recover_max_age_s must be > 0")
+        for asset, amount in self.hold_back.items():
+            if not asset or asset != asset.upper() or not asset.isalnum():
+                raise ValueError(f"hold_back: asset {asset!r} must be an upper-case asset code such as BTC")
+            if not (math.isfinite(amount) and amount >= 0):
+                raise ValueError(f"hold_back.{asset} must be a finite amount >= 0, got {amount!r}")
 
     @property
     def urls(self) -> tuple[str, str, str]:

@@ -116,3 +116,46 @@ async def test_holdings_omnid_did_not_buy_are_reported_not_adopted(
             assert core.engine.portfolio.position_qty(IID) == 0.002
     named = [(r["asset"], r["venue_qty"]) for r in logs if r.get("event") == "venue holding not managed"]
     assert named == [("BTC", 0.3)]
+
+
+async def test_held_back_savings_never_enter_omnids_books(
+    peer: BinancePeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With [binance] hold_back = { BTC = 0.3, USDT = 5000 }: the savings are not reported, not
+    cash, and after omnid buys 0.002 BTC a restart keeps the position at 0.002 (without hold_back
+    it would be set to the whole 0.302, which the next exit would sell)."""
+    monkeypatch.setenv("BINANCE_API_KEY", API_KEY)
+    monkeypatch.setenv("BINANCE_API_SECRET", SECRET)
+    monkeypatch.setenv("OMNID__STRATEGIES", "[]")
+    monkeypatch.setenv("OMNID__OMNID__BASE_CURRENCY", "USDT")
+    config = write_config(tmp_path, peer)
+    with config.open("a") as f:
+        f.write("hold_back = { BTC = 0.3, USDT = 5000.0 }\n")  # appended to the [binance] table
+    peer.balances["BTC"] = (Decimal("0.3"), Decimal(0))
+    peer.balances["USDT"] = (Decimal("15000"), Decimal(0))
+    async with running(config, monkeypatch) as (_, core):
+        summary = core.restored["venues"]["BINANCE"]
+        assert summary["unmanaged_holdings"] == {}
+        assert core.engine.portfolio.exact()["cash"] == Decimal("10000")
+        await peer.trade("BTCUSDT", "50000.00", "0.01000")
+        a = buy(core, 0.002)
+        await until(lambda: a.client_order_id in peer.orders, 10)
+        peer.fill(a.client_order_id, "0.002", "50000.00")
+        await until(lambda: a.status is OrderStatus.FILLED, 10)
+    peer.balances["BTC"] = (Decimal("0.302"), Decimal(0))
+    peer.balances["USDT"] = (Decimal("14900"), Decimal(0))
+    async with running(config, monkeypatch) as (_, core):
+        summary = core.restored["venues"]["BINANCE"]
+        assert summary["position_differences"] == 0 and summary["positions_adjusted"] == 0
+        assert core.engine.portfolio.position_qty(IID) == 0.002
+        assert core.engine.portfolio.exact()["cash"] == Decimal("9900")
+
+
+def test_hold_back_amounts_are_checked() -> None:
+    from omnid.venues.binance.config import BinanceConfig
+
+    with pytest.raises(ValueError, match=r"hold_back\.BTC must be a finite amount >= 0"):
+        BinanceConfig(hold_back={"BTC": -1.0})
+    with pytest.raises(ValueError, match="upper-case asset code"):
+        BinanceConfig(hold_back={"btc": 1.0})
+    assert BinanceConfig(hold_back={"BTC": 0.5}).hold_back == {"BTC": 0.5}
