@@ -440,8 +440,9 @@ class PaperBroker:
     def _size_at_fill(self, w: _Working, price: float, inst: Instrument | None, ts: int) -> bool:
         """Size an all-in market order at its fill price, as backtesting.py sizes a relative order:
         ``int(free * size // (price + commission(size) / size))`` with ``size = 1 - eps``, in whole
-        lots. False (and the order cancelled, saying why) when the free funds do not cover one lot,
-        or that lot is under the instrument's minimum quantity or notional."""
+        lots (a fixed fee per order is taken off ``free * size`` once). False (and the order
+        cancelled, saying why) when the free funds do not cover one lot, or that lot is under the
+        instrument's minimum quantity or notional."""
         funds_of = self.funds
         if funds_of is None:
             return True
@@ -450,11 +451,12 @@ class PaperBroker:
         free = funds_of(w.instrument_id, w.sign, price)
         size = _ALL_IN
         unit = price * mult
-        cost = unit + (cfg.commission_per_order + size * unit * cfg.commission_rate
-                       + size * cfg.commission_per_unit) / size
+        # backtesting.py's cost of a unit: price plus the commission of the order over its size.
+        # Its fixed fee would count once per unit there; here it comes off the budget once.
+        cost = unit + (size * unit * cfg.commission_rate + size * cfg.commission_per_unit) / size
         qty = 0.0
         if free > 0.0 and cost > 0.0 and math.isfinite(free) and math.isfinite(cost):
-            budget = free * size
+            budget = free * size - cfg.commission_per_order
             lot = inst.lot_size if inst is not None else 0.0
             if lot == 1.0:
                 qty = float(budget // cost)

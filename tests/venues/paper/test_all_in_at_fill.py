@@ -168,3 +168,12 @@ def test_tick_backtests_size_at_the_next_tick_and_never_lever_up() -> None:
         if t.open:
             break
         cash += t.pnl
+
+
+def test_a_fixed_fee_per_order_comes_off_the_budget_once() -> None:
+    b, ev = make(1_000.0, commission_per_order=5.0, commission_per_unit=0.1)
+    b.submit(all_in(Side.BUY, 1.0))
+    b.on_trade(trade(99.0, ts=T0 + 1))
+    (f,) = ev.fills
+    assert f.qty == 10.0  # 10 * (99 + 0.1) + 5 = 996 <= 1000; 11 would cost 1095.1
+    assert f.commission == pytest.approx(5.0 + 10 * 0.1)
