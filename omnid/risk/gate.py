@@ -392,6 +392,8 @@ class RiskGate:
         book.px = ref
         if auto and opening and self._at_fill and intent.order_type is OrderType.MARKET:
             out = _replace(intent, qty=qty, all_in=True)  # the broker sizes it again at the fill
+        elif intent.all_in:  # only the gate may ask a broker to size: nothing gets past its limits
+            out = _replace(intent, qty=qty, limit_price=limit, stop_price=stop, all_in=False)
         elif limit is intent.limit_price and stop is intent.stop_price:  # the common market order
             out = _replace(intent, qty=qty)
         else:

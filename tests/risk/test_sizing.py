@@ -174,3 +174,20 @@ def test_a_step_of_many_places_rounds_with_round() -> None:
 def test_bad_sizing_config_is_rejected(cfg: dict[str, object]) -> None:
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert(cfg, RiskConfig)
+
+
+def test_all_in_at_fill_marks_only_the_gates_own_all_in_market_entries() -> None:
+    h = Harness(cash=10_000.0, sizing={"mode": "all_in", "at_fill": True})
+    out = approved(h.check(buy("AAA.SIM"), 100.0))
+    assert out.all_in and out.qty == 100.0  # the estimate at the decision; the broker sizes again
+    assert not approved(h.check(buy("AAA.SIM", 5, strategy_id="s2"), 100.0)).all_in  # its own qty
+    limit = approved(h.check(buy("AAA.SIM", order_type=OrderType.LIMIT, limit_price=99.0, strategy_id="s3"), 100.0))
+    assert not limit.all_in  # a limit order keeps the size it was approved with
+    plain = Harness(cash=10_000.0, sizing={"mode": "all_in"})
+    assert not approved(plain.check(buy("AAA.SIM"), 100.0)).all_in
+
+
+def test_a_strategy_cannot_ask_the_broker_to_size_past_the_gate() -> None:
+    h = Harness(cash=10_000.0, sizing={"mode": "fixed", "fixed_qty": 2.0})
+    assert not approved(h.check(buy("AAA.SIM", 3, all_in=True), 100.0)).all_in
+    assert not approved(h.check(buy("AAA.SIM", all_in=True, strategy_id="s2"), 100.0)).all_in
