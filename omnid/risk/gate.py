@@ -322,6 +322,7 @@ class RiskGate:
         else:
             before, opposite = pos - book.sell, pos + book.buy
         auto = qty == 0.0
+        at_fill = auto and opening and self._at_fill and intent.order_type is OrderType.MARKET
         if opening:
             if auto:
                 equity = self._pf.equity()
@@ -373,6 +374,8 @@ class RiskGate:
                                             book.rounder)
                 if isinstance(capped, tuple):
                     return self._deny(intent, capped, now)
+                if capped != qty:
+                    at_fill = False  # a cap sized it: the broker must not size it up to all in
                 qty = capped
 
         if qty <= 0.0 or book.has_min:  # else MinSize has nothing to say
@@ -390,7 +393,7 @@ class RiskGate:
             self.duplicate.approved(key, now)
         self.approvals += 1
         book.px = ref
-        if auto and opening and self._at_fill and intent.order_type is OrderType.MARKET:
+        if at_fill:
             out = _replace(intent, qty=qty, all_in=True)  # the broker sizes it again at the fill
         elif intent.all_in:  # only the gate may ask a broker to size: nothing gets past its limits
             out = _replace(intent, qty=qty, limit_price=limit, stop_price=stop, all_in=False)

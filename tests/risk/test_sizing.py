@@ -191,3 +191,9 @@ def test_a_strategy_cannot_ask_the_broker_to_size_past_the_gate() -> None:
     h = Harness(cash=10_000.0, sizing={"mode": "fixed", "fixed_qty": 2.0})
     assert not approved(h.check(buy("AAA.SIM", 3, all_in=True), 100.0)).all_in
     assert not approved(h.check(buy("AAA.SIM", all_in=True, strategy_id="s2"), 100.0)).all_in
+
+
+def test_an_all_in_entry_a_cap_shrank_is_not_sized_again_at_the_fill() -> None:
+    h = Harness(cash=10_000.0, sizing={"mode": "all_in", "at_fill": True}, max_symbol_exposure_pct=50.0)
+    out = approved(h.check(buy("AAA.SIM"), 100.0))
+    assert out.qty == 50.0 and not out.all_in  # the cap's size stands; the broker fills it as is
