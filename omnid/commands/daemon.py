@@ -198,6 +198,15 @@ def render_status(s: dict[str, Any]) -> str:
                 if k != "ts" and not isinstance(v, dict | list)  # ts: when it was read, not state
             )
         )
+    venues = (s.get("restored") or {}).get("venues") or {}
+    for venue, v in sorted(venues.items()):
+        held = v.get("unmanaged_holdings") or {}
+        others = ", ".join(f"{a} {_cell(q)}" for a, q in sorted(held.items()))
+        out.append(
+            f"reconciled with {venue} at start: {v.get('fills_booked', 0)} fills booked, "
+            f"{v.get('positions_adjusted', 0)} positions set to the venue's"
+            + (f", not omnid's: {others}" if held else "")
+        )
     storage = s.get("storage") or {}
     out.append(
         "storage: " + (", ".join(f"{k}={_cell(v)}" for k, v in storage.items()) if storage else "(none)")

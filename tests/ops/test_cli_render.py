@@ -57,3 +57,11 @@ def test_trade_gaps_show_only_once_there_were_any() -> None:
     header, row, other = text.split("feeds:\n")[1].splitlines()[:3]
     assert header.split()[-1] == "LOST/REFETCHED" and row.split()[-1] == "1/3" and other.split()[-1] == "0/0"
     assert "binance: trades lost (not fetched): BTCUSDT trades 6-105" in text
+
+
+def test_reconcile_at_start_and_holdings_omnid_does_not_manage() -> None:
+    s = {"restored": {"venues": {"BINANCE": {"fills_booked": 1, "positions_adjusted": 0,
+                                              "unmanaged_holdings": {"BTC": 0.3}}}}}
+    line = next(x for x in render_status(s).splitlines() if x.startswith("reconciled with BINANCE"))
+    assert "1 fills booked" in line and "0 positions" in line and "not omnid's: BTC 0.3" in line
+    assert "reconciled" not in render_status({"restored": {"venues": {}}})
