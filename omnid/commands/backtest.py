@@ -60,6 +60,7 @@ def _fmt(value: float | int, pattern: str) -> str:
             return "n/a"
         if abs(value) >= 1e12 and math.isfinite(value):  # a fixed-point 1e42 is 40 digits of noise
             return f"{value:.4e}"
+        value += 0.0  # -0.0 (no drawdown, as backtesting.py gives it) reads as 0 in the table
     return pattern.format(value)
 
 

@@ -198,6 +198,9 @@ class RiskGate:
         self._emit: Emit | None = None
         self.approvals = 0
         self.denials = 0
+        #: Per rule: [denials, the first one's message] (a backtest reports them; the daemon
+        #: records each denial in full).
+        self.denials_by_rule: dict[str, list[Any]] = {}
 
     # -- the rules, by name (for status and docs) ------------------------------------------------------
 
@@ -540,6 +543,11 @@ class RiskGate:
             action=intent.action,
         )
         self.denials += 1
+        by_rule = self.denials_by_rule
+        if rule in by_rule:
+            by_rule[rule][0] += 1
+        else:
+            by_rule[rule] = [1, message]
         self._rec.record(denial)
         if rule == SANITY and intent.action is IntentAction.CLOSE:
             # Bad input (no usable price yet) may pass on the next tick: let the exit fire again.

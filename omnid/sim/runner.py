@@ -153,10 +153,24 @@ def run_backtest(
         core.close_all(book.last_price)
         _resample_last(book)
     result = _report(spec, "bars" if is_bars else "ticks", n, book)
+    result.warnings.extend(_order_warnings(core))
     err = core.strategy_error()
     if err is not None:
         result.strategy_error = str(err)
     return result
+
+
+def _order_warnings(core: BacktestCore) -> list[str]:
+    """Decisions that never became trades, and why: a run with fewer trades than signals says so."""
+    out: list[str] = []
+    paper = core.engine.paper
+    if paper is not None and paper.unfunded:
+        out.append(f"{paper.unfunded} all-in entries cancelled at the fill: the free funds did not buy "
+                   "one unit at the fill price with commission (backtesting.py cancels these too)")
+    for rule, (count, message) in sorted(core.engine.gate.denials_by_rule.items()):
+        out.append(f"the risk gate denied {count} order{'s' if count != 1 else ''} by rule {rule}, "
+                   f"the first: {message}")
+    return out
 
 
 def _resample_last(book: TradeBook) -> None:

@@ -273,3 +273,28 @@ def test_huge_ratios_print_in_exponent_form() -> None:
     assert _fmt(-1.4503333669160392e42, "{:.4f}") == "-1.4503e+42"
     assert _fmt(1.5, "{:.4f}") == "1.5000" and _fmt(math.nan, "{:.4f}") == "n/a"
     assert _fmt(math.inf, "{:.4f}") == "inf"
+
+
+def _gap_bars(tmp_path: Path) -> Path:
+    """A cross up on the 5th close (99), then the open gaps to 112."""
+    bars = [(100, 101, 99, 100), (100, 100, 97, 98), (98, 98, 95, 96), (96, 96, 93, 94), (94, 99, 94, 99),
+            (112, 113, 111, 112), (112, 113, 111, 112), (112, 113, 111, 112)]
+    path = tmp_path / "gap.csv"
+    path.write_text("Date,Open,High,Low,Close,Volume\n" + "".join(
+        f"2024-01-{i + 1:02d},{o},{h},{lo},{c},1000\n" for i, (o, h, lo, c) in enumerate(bars)))
+    return path
+
+
+def test_entries_that_never_traded_are_explained(tmp_path: Path) -> None:
+    path = _gap_bars(tmp_path)
+    common = ("--data", str(path), "--strategy", "sma_cross", "--set", "fast=2", "--set", "slow=3")
+    # 105 buys one unit at the decision's close of 99, none at the gapped open of 112.
+    doc = _json(*common, "--cash", "105")
+    assert doc["trades"] == [] and doc["metrics"]["equity_final"] == 105.0
+    assert any(w.startswith("1 all-in entries cancelled at the fill") for w in doc["warnings"])
+    # 50 does not buy one unit even at the decision: the risk gate says so.
+    doc = _json(*common, "--cash", "50")
+    assert any(w.startswith("the risk gate denied 1 order by rule rounding") for w in doc["warnings"])
+    code, out, _ = _run(*common, "--cash", "105")
+    assert code == 0 and "Warning: 1 all-in entries cancelled at the fill" in out
+    assert "Max drawdown %                    0.0000" in out  # not -0.0000

@@ -169,6 +169,8 @@ class PaperBroker:
         #: The account's free funds for an all-in entry (instrument, side sign, price), asked when
         #: an ``Order.all_in`` order meets its fill price; None: such orders fill their estimate.
         self.funds = funds
+        #: All-in orders cancelled at the fill because the free funds did not buy one lot.
+        self.unfunded = 0
 
     def add_instrument(self, instrument: Instrument) -> None:
         """Tell the broker an instrument's tick, lot, multiplier and calendar."""
@@ -468,6 +470,7 @@ class PaperBroker:
                 qty = 0.0
         coid = w.client_order_id
         if not qty > 0.0:
+            self.unfunded += 1
             self._remove(w)
             self._update(
                 coid, OrderStatus.CANCELLED, ts,
