@@ -78,7 +78,9 @@ def render_text(result: BacktestResult, *, max_equity_rows: int = 20, max_trade_
     for key, label, pattern in METRIC_LABELS:
         lines.append(f"{label:<34}{_fmt(getattr(m, key), pattern)}")
     lines += [f"Warning: {w}" for w in result.warnings]
-    lines += ["", f"Trades ({len(result.trades)}):"]
+    still_open = sum(1 for t in result.trades if t.open)
+    open_note = f", {still_open} still open" if still_open else ""
+    lines += ["", f"Trades ({len(result.trades)}{open_note}):"]
     if result.trades:
         lines.append(f"{'#':>4} {'instrument':<14}{'qty':>12} {'entry time':<27}{'entry':>12} "
                      f"{'exit time':<27}{'exit':>12}{'pnl':>14}{'return %':>10}")

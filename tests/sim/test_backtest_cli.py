@@ -298,3 +298,12 @@ def test_entries_that_never_traded_are_explained(tmp_path: Path) -> None:
     code, out, _ = _run(*common, "--cash", "105")
     assert code == 0 and "Warning: 1 all-in entries cancelled at the fill" in out
     assert "Max drawdown %                    0.0000" in out  # not -0.0000
+    assert "Trades (0):" in out
+
+
+def test_the_trade_list_says_how_many_are_still_open(bar_file: Path) -> None:
+    code, out, _ = _run("--data", str(bar_file), "--strategy", "sma_cross", "--set", "mode=long_short")
+    doc = _json("--data", str(bar_file), "--strategy", "sma_cross", "--set", "mode=long_short")
+    still = sum(1 for t in doc["trades"] if t["open"])
+    assert code == 0 and still == 1  # long_short is always in the market after the first cross
+    assert f"Trades ({len(doc['trades'])}, 1 still open):" in out
