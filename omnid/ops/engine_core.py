@@ -639,6 +639,9 @@ class EngineCore:
         ledgers = {n: w["ledger"] for n, w in sinks.items() if isinstance(w.get("ledger"), dict)}
         if ledgers:
             out["ledger"] = ledgers
+        rejected = {n: w["rejected"] for n, w in sinks.items() if w.get("rejected")}
+        if rejected:  # rows left out as unstorable (logged one by one): the rest of their batch is stored
+            out["rejected_rows"] = rejected
         if errors:
             out["error"] = "; ".join(errors)
         return out
@@ -683,6 +686,9 @@ class EngineCore:
             "journal_appends": self.journal.appends,
             "closed": True,
         }
+        rejected = {n: int(getattr(w.sink, "rejected", 0) or 0) for n, w in workers.items()}
+        if any(rejected.values()):
+            self._final_storage["rejected_rows"] = {n: r for n, r in rejected.items() if r}
         log.info("storage flushed", **self._final_storage)
 
 

@@ -396,6 +396,8 @@ class Flusher:
                     "spooled_bytes": w.spool.size(),
                     "failed": w.rows_failed,
                     "last_error": w.last_error,
+                    # Rows a sink left out because they cannot be stored (each one logged).
+                    "rejected": int(getattr(w.sink, "rejected", 0) or 0),
                     **_ledger_stats(w.sink),
                 }
                 for name, w in self.workers.items()

@@ -99,3 +99,46 @@ async def test_storage_status_shows_the_postgres_ledger_retention(tmp_path: Path
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}{g}" CASCADE')
         finally:
             await conn.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("writer", ["loop", "process"])
+async def test_storage_status_counts_rows_left_out_as_unstorable(tmp_path: Path, writer: str) -> None:
+    """A trade whose timestamp does not fit int64 is left out (and logged) by either writer; the rest
+    of its batch is stored, and `omnid status` counts what was left out."""
+    from omnid.model import Side, Trade
+
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    env = {
+        "OMNID__OMNID__DATA_DIR": str(tmp_path / "var"),
+        "OMNID__STORAGE__DEFAULT_SINK": "postgres",
+        "OMNID__STORAGE__POSTGRES__DSN": PG_DSN,
+        "OMNID__STORAGE__POSTGRES__SCHEMA_PREFIX": prefix,
+        "OMNID__STORAGE__POSTGRES__WRITER": writer,
+    }
+    cfg = load_config(ROOT / "omnid.toml.example", env=env)
+    core = EngineCore(Daemon(cfg, ROOT / "omnid.toml.example"))
+    await core.start()
+    try:
+        assert "rejected_rows" not in core.storage_status()
+        ts = 1_767_225_600 * 10**9
+        for i in range(5):
+            core.batch.record(Trade("BTCUSDT.SIM", 100.0 + i, 1.0, Side.BUY, ts + i, ts + i))
+        core.batch.record(Trade("BTCUSDT.SIM", 100.0, 1.0, Side.BUY, 2**70, 2**70))
+        await core.flusher.flush(timeout_s=30)
+        st = core.storage_status()
+        assert st["rejected_rows"] == {"postgres": 1} and "error" not in st
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            assert await conn.fetchval(f'SELECT count(*) FROM "{prefix}md".trades') == 5
+        finally:
+            await conn.close()
+    finally:
+        await core.flush()
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            for g in ("md", "derived", "strategy", "exec", "meta"):
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}{g}" CASCADE')
+        finally:
+            await conn.close()
+    assert core.storage_status()["rejected_rows"] == {"postgres": 1}  # in the final snapshot too

@@ -139,6 +139,11 @@ async def migrate(conn: asyncpg.Connection, prefix: str = "") -> list[int]:
     return applied_now
 
 
+#: The days an int64 nanosecond time can fall on.
+_MIN_DAY = -(2**63) // DAY_NS
+_MAX_DAY = (2**63 - 1) // DAY_NS
+
+
 def day_of(ts_ns: int) -> int:
     return ts_ns // DAY_NS
 
@@ -423,7 +428,9 @@ class PostgresSink(LedgerRetention):
 
     async def _write_on(self, i: int, conn: asyncpg.Connection, batch: Batch) -> None:
         spec = batch.spec
+        enc = self.encoder(spec)
         for attempt in range(2):
+            counted = enc.rejected  # a retry below meets the same bad rows again: count them once
             try:
                 if spec.batch_keyed:
                     await self._write_keyed(conn, spec, batch)
@@ -439,10 +446,12 @@ class PostgresSink(LedgerRetention):
             except asyncpg.CheckViolationError as exc:
                 if attempt or not spec.partition_ts or "no partition" not in str(exc):
                     raise
+                enc.rejected = counted
                 await self._ensure_days(conn, spec, await self._days_of(batch))
             except asyncpg.UndefinedTableError:
                 if attempt:
                     raise
+                enc.rejected = counted
                 self._ready.discard(spec.full_name)
                 self._staging[i].clear()
                 await self._ensure_table(conn, spec)
@@ -494,7 +503,10 @@ class PostgresSink(LedgerRetention):
                     if d is not None:
                         days.add(d)
             await asyncio.sleep(0)
-        return days
+        # The fast path above reads any int or float: a time beyond int64 (or not an int) has no
+        # partition, and asking for one would fail the whole batch ("bigint out of range"); the
+        # encoder leaves such a row out, so its day is dropped here.
+        return {d for d in days if type(d) is int and _MIN_DAY <= d <= _MAX_DAY}
 
     async def ping(self) -> None:
         conn = await self._connect()
