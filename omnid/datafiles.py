@@ -176,6 +176,14 @@ def load_bars(path: str | Path, *, default_symbol: str | None = None) -> BarData
     table, cols, sym_col = _read(p, BAR_COLUMNS, ("open", "high", "low", "close", "volume"))
     ts = _timestamps(table, cols["ts"], p)
     values = {k: _floats(table, cols[k], p) for k in ("open", "high", "low", "close", "volume")}
+    for k in ("open", "high", "low", "close"):
+        _at_least(values[k], cols[k], p, 0.0, strict=True)
+    _at_least(values["volume"], cols["volume"], p, 0.0, strict=False)
+    inverted = values["high"] < values["low"]
+    if inverted.any():
+        row = int(np.argmax(inverted)) + 1
+        hi, lo = values["high"][row - 1], values["low"][row - 1]
+        raise DataError(f"{p}: row {row}: high {hi} is below low {lo}", path=str(p), row=row)
     symbols, codes = _symbols(table, sym_col, p, default_symbol)
     _check_sorted(ts, codes, symbols, p, cols["ts"], strict=True)
     return BarData(str(p), ts, values["open"], values["high"], values["low"], values["close"],
@@ -188,7 +196,9 @@ def load_ticks(path: str | Path, *, default_symbol: str | None = None) -> TickDa
     table, cols, sym_col = _read(p, TICK_COLUMNS, ("price", "qty"), extra=("side",))
     ts = _timestamps(table, cols["ts"], p)
     price = _floats(table, cols["price"], p)
+    _at_least(price, cols["price"], p, 0.0, strict=True)
     qty = _floats(table, cols["qty"], p)
+    _at_least(qty, cols["qty"], p, 0.0, strict=False)
     side = _sides(table, cols.get("side"), p)
     symbols, codes = _symbols(table, sym_col, p, default_symbol)
     _check_sorted(ts, codes, symbols, p, cols["ts"], strict=False)
@@ -355,6 +365,17 @@ def _floats(table: pa.Table, name: str, p: Path) -> F64:
         raise DataError(f"{p}: column {name!r}, row {row}: value {arr[row - 1]} is not finite",
                         path=str(p), column=name, row=row)
     return arr
+
+
+def _at_least(arr: F64, name: str, p: Path, floor: float, *, strict: bool) -> None:
+    """Prices must be above ``floor`` (``strict``), sizes and volumes at least it: a DataError
+    naming the first row that is not (one vectorised compare over the column)."""
+    bad = arr <= floor if strict else arr < floor
+    if bad.any():
+        row = int(np.argmax(bad)) + 1
+        need = "> " if strict else ">= "
+        raise DataError(f"{p}: column {name!r}, row {row}: value {arr[row - 1]} must be {need}{floor:g}",
+                        path=str(p), column=name, row=row)
 
 
 def _first_true(mask: pa.ChunkedArray | pa.Array) -> int:

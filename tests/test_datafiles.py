@@ -95,6 +95,29 @@ def test_inf_rejected(tmp_path: Path) -> None:
         load_ticks(p)
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ("1,1,1\n2,0,1\n", r"column 'price', row 2: value 0.0 must be > 0"),
+    ("1,-3,1\n", r"column 'price', row 1: value -3.0 must be > 0"),
+    ("1,1,1\n2,1,-0.5\n", r"column 'qty', row 2: value -0.5 must be >= 0"),
+])
+def test_tick_prices_must_be_positive_and_sizes_not_negative(tmp_path: Path, body: str, message: str) -> None:
+    p = _write(tmp_path, "t.csv", "ts,price,qty\n" + body)
+    with pytest.raises(DataError, match=message):
+        load_ticks(p)
+    assert len(load_ticks(_write(tmp_path, "ok.csv", "ts,price,qty\n1,1,0\n"))) == 1  # a zero size is a print
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("2024-01-02,0,2,0.5,1.5,10", r"column 'Open', row 2: value 0.0 must be > 0"),
+    ("2024-01-02,1,2,0.5,1.5,-1", r"column 'Volume', row 2: value -1.0 must be >= 0"),
+    ("2024-01-02,1,0.5,2,1.5,10", r"row 2: high 0.5 is below low 2.0"),
+])
+def test_bar_prices_volumes_and_ranges_are_checked(tmp_path: Path, row: str, message: str) -> None:
+    p = _write(tmp_path, "b.csv", f"Date,Open,High,Low,Close,Volume\n2024-01-01,1,2,0.5,1.5,10\n{row}\n")
+    with pytest.raises(DataError, match=message):
+        load_bars(p)
+
+
 def test_bad_timestamp_named(tmp_path: Path) -> None:
     p = _write(tmp_path, "t.csv", "ts,price,qty\n2024-01-02,1,1\nyesterday,1,1\n")
     with pytest.raises(DataError, match=r"column 'ts', row 2: not a timestamp: 'yesterday'"):

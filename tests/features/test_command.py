@@ -130,7 +130,7 @@ def test_bad_data_exits_2_naming_the_row(tmp_path: Path) -> None:
     bars = tmp_path / "b.csv"
     bars.write_text("Date,Open,High,Low,Close,Volume\n2024-01-02,1,1,2,1,1\n")
     code, text = _run("--data", str(bars), "-i", "sma:2", "--out", str(tmp_path / "o.csv"))
-    assert code == 2 and "inconsistent" in text
+    assert code == 2 and "row 1: high 1.0 is below low 2.0" in text  # the loader names the row
     code, text = _run("--data", str(bars), "-i", "sma:2", "--source", "1m", "--out", str(tmp_path / "o.csv"))
     assert code == 2 and "--source is for tick files" in text
 
