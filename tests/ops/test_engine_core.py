@@ -70,6 +70,15 @@ def test_tap_recorder_records_then_notifies_and_contains_listener_errors() -> No
     assert seen == [ev] and tap.errors == 1 and batch.pending == 1
 
 
+async def _drop_schemas(prefix: str) -> None:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        for g in ("md", "derived", "strategy", "exec", "meta"):
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}{g}" CASCADE')
+    finally:
+        await conn.close()
+
+
 @pytest.mark.postgres
 async def test_storage_status_shows_the_postgres_ledger_retention(tmp_path: Path) -> None:
     """With tick tables routed to PostgreSQL, `omnid status` carries the ledger's prune counters
@@ -93,12 +102,7 @@ async def test_storage_status_shows_the_postgres_ledger_retention(tmp_path: Path
         assert "error" not in st
     finally:
         await core.flush()
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            for g in ("md", "derived", "strategy", "exec", "meta"):
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}{g}" CASCADE')
-        finally:
-            await conn.close()
+        await _drop_schemas(prefix)
 
 
 @pytest.mark.postgres
@@ -135,10 +139,5 @@ async def test_storage_status_counts_rows_left_out_as_unstorable(tmp_path: Path,
             await conn.close()
     finally:
         await core.flush()
-        conn = await asyncpg.connect(PG_DSN)
-        try:
-            for g in ("md", "derived", "strategy", "exec", "meta"):
-                await conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}{g}" CASCADE')
-        finally:
-            await conn.close()
+        await _drop_schemas(prefix)
     assert core.storage_status()["rejected_rows"] == {"postgres": 1}  # in the final snapshot too
