@@ -443,6 +443,8 @@ class AlertWatcher:
     def on_trade_gap(self, gap: LostTrades) -> None:
         """A feed lost a trade range: one alert per range, at most TRADE_GAP_ALERTS_PER_WINDOW per
         feed per window (the rest are summed up by :meth:`check_trade_gaps`); never raises."""
+        if not self.rules.trade_gaps:  # still logged by the feed and counted in omnid status
+            return
         try:
             key = (gap.feed, gap.symbol, gap.stream, gap.first_id, gap.last_id)
             if key in self._gaps_seen:

@@ -107,6 +107,8 @@ class AlertRules(Section):
     daemon_lifecycle: bool = True
     #: Alert when a feed has been silent this many seconds (0 turns it off).
     feed_silent_s: float = 60.0
+    #: Alert when a feed loses trades it could not fetch again (after a reconnect or a restart).
+    trade_gaps: bool = True
     #: Alert once a day when today's P&L falls to/below this (None: off).
     daily_pnl_below: float | None = None
     #: Alert once a day when today's P&L rises to/above this (None: off).

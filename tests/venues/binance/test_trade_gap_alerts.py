@@ -222,3 +222,19 @@ async def test_daemon_status_alert_record_and_restart_recovery(
     finally:
         daemon.request_stop("test over")
         assert await asyncio.wait_for(task, 30) == 0
+
+
+async def test_the_trade_gaps_rule_turns_the_alerts_off(tg: TelegramPeer) -> None:
+    mgr = AlertManager(AlertsConfig(telegram=TelegramConfig(enabled=True, bot_token=tg.token, chat_id=tg.chat_id,
+                                                            api_url=tg.url), retry_backoff_s=0.01))
+    off = AlertWatcher(mgr, AlertRules(trade_gaps=False))
+    on = AlertWatcher(mgr, AlertRules())
+    gap = TradeGap(feed="binance", symbol="BTCUSDT", stream="trade", first_id=1, last_id=5, reason="cap",
+                   detail="", cause="reconnect")
+    async with running(mgr):
+        off.on_trade_gap(gap)
+        assert await mgr.drain(5)
+        assert texts(tg) == []
+        on.on_trade_gap(gap)
+        assert await mgr.drain(5)
+    assert len(texts(tg)) == 1 and "BTCUSDT trades 1-5" in texts(tg)[0]
