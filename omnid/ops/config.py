@@ -50,6 +50,10 @@ class AdminConfig(Section):
     start_timeout_s: float = 30.0
     #: Seconds of stored trades replayed into the features at start (0: none).
     warmup_s: float = 3600.0
+    #: A trade older than this when it arrives (a feed catching up after a reconnect or a restart)
+    #: updates the features and is recorded, but strategies, the paper broker, marks and exits do
+    #: not see it: nothing trades or fills on old prices (0: every trade goes everywhere).
+    stale_trade_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.stop_timeout_s <= 0 or self.start_timeout_s <= 0:
@@ -58,6 +62,8 @@ class AdminConfig(Section):
             raise ValueError("max_request_bytes must be >= 256")
         if self.warmup_s < 0:
             raise ValueError("warmup_s must be >= 0")
+        if not self.stale_trade_s >= 0:
+            raise ValueError("stale_trade_s must be >= 0")
 
 
 class HttpConfig(Section):

@@ -26,6 +26,7 @@ about every order, fill, denial, halt, strategy error and execution issue as it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from collections.abc import Callable
 from decimal import Context, Decimal
@@ -131,6 +132,10 @@ class EngineCore:
         self.trading = "starting"
         self._record_market = True
         self._final_storage: dict[str, Any] | None = None
+        #: Trades that arrived older than [admin] stale_trade_s: features only (see on_event).
+        self._stale_ns = int(daemon.cfg.admin.stale_trade_s * NS_PER_SECOND)
+        self._now_ns = daemon.clock.now_ns
+        self.stale_trades = 0
         self.warmed_up = 0
         self._owners: dict[str, str] = {}  # instrument id -> the strategy that last traded it
 
@@ -469,10 +474,21 @@ class EngineCore:
     # ---- hot path --------------------------------------------------------------------------------
 
     def on_event(self, event: MarketEvent) -> None:
-        self.engine.on_event(event)
         cls = type(event)
+        stale = self._stale_ns
+        if stale and cls is Trade and self._now_ns() - event.ts_event > stale:
+            self._on_stale_trade(event)  # type: ignore[arg-type]
+        else:
+            self.engine.on_event(event)
         if self._record_market and (cls is Trade or cls is Quote):
             self.batch.record(event)
+
+    def _on_stale_trade(self, trade: Trade) -> None:
+        """Features only, as the warm-up feeds them: a strategy deciding, or the paper broker
+        filling, on a price from before now would act on a market that has moved on."""
+        self.stale_trades += 1
+        with contextlib.suppress(OmnidError):  # a malformed print: the live path rejects it too
+            self.engine.features.on_trade(trade)
 
     # ---- listeners (called from TapRecorder) -----------------------------------------------------
 
@@ -528,7 +544,8 @@ class EngineCore:
                 + ")"
             )
         st.pop("trading", None)  # the engine's flag; the daemon's word (below) says more
-        return {"trading": trading, **st, "restored": self.restored, "warmed_up_trades": self.warmed_up}
+        return {"trading": trading, **st, "restored": self.restored, "warmed_up_trades": self.warmed_up,
+                "stale_trades": self.stale_trades}
 
     def positions(self) -> list[dict[str, Any]]:
         return self.engine.positions()

@@ -141,3 +141,35 @@ async def test_storage_status_counts_rows_left_out_as_unstorable(tmp_path: Path,
         await core.flush()
         await _drop_schemas(prefix)
     assert core.storage_status()["rejected_rows"] == {"postgres": 1}  # in the final snapshot too
+
+
+async def test_a_stale_trade_updates_features_but_nothing_trades_or_fills_on_it(tmp_path: Path) -> None:
+    """A feed catching up after a reconnect or a restart delivers trades from minutes ago: they
+    reach the features and storage, never the paper broker, the marks or the strategies."""
+    import time
+
+    from omnid.model import IntentAction, OrderIntent, OrderStatus, Side, Trade
+
+    core = EngineCore(Daemon(_cfg(tmp_path), ROOT / "omnid.toml.example"))
+    await core.start()
+    try:
+        core.enable_trading()
+        iid = "BTCUSDT.SIM"
+        vwap = core.engine.features.indicator(iid, "vwap")
+        now = time.time_ns()
+        core.on_event(Trade(iid, 100.0, 1.0, Side.BUY, now, now))
+        order = core.engine.manager.submit(OrderIntent(strategy_id="manual", instrument_id=iid, side=Side.BUY,
+                                                       qty=0.01, action=IntentAction.OPEN, reason="test"))
+        before = core.batch.recorded + core.batch.pending
+        old = now - 60 * 10**9  # a minute old: over [admin] stale_trade_s = 5
+        core.on_event(Trade(iid, 50.0, 3.0, Side.SELL, old, old))
+        assert order.status is OrderStatus.ACCEPTED  # no fill at a minute-old price
+        assert core.stale_trades == 1 and core.status()["stale_trades"] == 1
+        assert vwap.value == 62.5  # (100*1 + 50*3) / 4: the features did see it
+        assert core.batch.recorded + core.batch.pending > before  # and it is recorded
+        fresh = time.time_ns()
+        core.on_event(Trade(iid, 101.0, 1.0, Side.BUY, fresh, fresh))
+        assert order.status is OrderStatus.FILLED and order.avg_fill_price == 101.0
+        assert core.stale_trades == 1
+    finally:
+        await core.flush()
