@@ -487,6 +487,14 @@ class EngineCore:
         """Features only, as the warm-up feeds them: a strategy deciding, or the paper broker
         filling, on a price from before now would act on a market that has moved on."""
         self.stale_trades += 1
+        n = self.stale_trades
+        if n == 1 or n % 10_000 == 0:
+            # A catch-up makes a burst of these; a steady stream means this machine's clock runs
+            # ahead of the venue's (every trade looks old), which would silence the strategies.
+            log.warning("stale trades go to the features only", trades=n, instrument_id=trade.instrument_id,
+                        age_s=round((self._now_ns() - trade.ts_event) / NS_PER_SECOND, 3),
+                        hint="a feed catching up, or this machine's clock ahead of the venue's "
+                             "(check NTP); [admin] stale_trade_s sets the limit")
         with contextlib.suppress(OmnidError):  # a malformed print: the live path rejects it too
             self.engine.features.on_trade(trade)
 
