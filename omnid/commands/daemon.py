@@ -169,6 +169,8 @@ def render_status(s: dict[str, Any]) -> str:
         lost = f.get("lost_trade_ranges") or []
         if lost:
             out.append(f"  {f['name']}: trades lost (not fetched): " + "; ".join(lost))
+    if s.get("stale_trades"):
+        out.append(f"  {s['stale_trades']} trades arrived older than [admin] stale_trade_s: features only")
     prices = s.get("prices") or {}
     if prices:
         out.append("prices:")

@@ -57,6 +57,8 @@ def test_trade_gaps_show_only_once_there_were_any() -> None:
     header, row, other = text.split("feeds:\n")[1].splitlines()[:3]
     assert header.split()[-1] == "LOST/REFETCHED" and row.split()[-1] == "1/3" and other.split()[-1] == "0/0"
     assert "binance: trades lost (not fetched): BTCUSDT trades 6-105" in text
+    assert "stale" not in text
+    assert "7 trades arrived older than [admin] stale_trade_s" in render_status({"feeds": [], "stale_trades": 7})
 
 
 def test_reconcile_at_start_and_holdings_omnid_does_not_manage() -> None:
