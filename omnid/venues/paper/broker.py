@@ -450,7 +450,11 @@ class PaperBroker:
             return True
         cfg = self.config
         mult = inst.multiplier if inst is not None else 1.0
-        free = funds_of(w.instrument_id, w.sign, price)
+        try:
+            free = float(funds_of(w.instrument_id, w.sign, price))
+        except Exception:  # the account's view failed: cancel (below) rather than guess a size
+            log.exception("paper: free funds for %s unavailable", w.client_order_id)
+            free = math.nan
         size = _ALL_IN
         unit = price * mult
         # backtesting.py's cost of a unit: price plus the commission of the order over its size.

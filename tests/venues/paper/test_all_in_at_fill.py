@@ -177,3 +177,16 @@ def test_a_fixed_fee_per_order_comes_off_the_budget_once() -> None:
     (f,) = ev.fills
     assert f.qty == 10.0  # 10 * (99 + 0.1) + 5 = 996 <= 1000; 11 would cost 1095.1
     assert f.commission == pytest.approx(5.0 + 10 * 0.1)
+
+
+def test_a_failing_funds_source_cancels_rather_than_guessing() -> None:
+    b, ev = make(10_000.0)
+
+    def broken(iid: str, sign: int, price: float) -> float:
+        raise RuntimeError("portfolio unavailable")
+
+    b.funds = broken
+    b.submit(all_in(Side.BUY, 5.0))
+    b.on_trade(trade(100.0, ts=T0 + 1))
+    assert ev.fills == [] and ev.updates[-1].status is OrderStatus.CANCELLED
+    assert "free funds nan" in ev.updates[-1].reason
